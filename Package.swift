@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "mlstore",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mlstore", targets: ["mlstore"]),
+        .library(name: "MLStoreCore", targets: ["MLStoreCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C libraries from the system; only MLStoreBasics imports them.
+        .systemLibrary(
+            name: "CMLStoreZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CMLStoreCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // Basics: errors, hashing, compression, the syscall layer.
+        .target(name: "MLStoreBasics", dependencies: ["CMLStoreZlib", "CMLStoreCrypto"]),
+        // Core: objects, chunking, packs, trees, the workspace index, checkout.
+        .target(name: "MLStoreCore", dependencies: ["MLStoreBasics"]),
+        // CLI: argument parsing and rendering over the libraries.
+        .target(
+            name: "MLStoreCLI",
+            dependencies: [
+                "MLStoreCore", "MLStoreBasics",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "mlstore", dependencies: ["MLStoreCLI"]),
+        .executableTarget(name: "mlstore-bench", dependencies: ["MLStoreCore", "MLStoreBasics"]),
+
+        .target(name: "MLStoreTestSupport", dependencies: ["MLStoreCore", "MLStoreBasics"]),
+        .testTarget(name: "MLStoreBasicsTests", dependencies: ["MLStoreBasics", "MLStoreTestSupport"]),
+        .testTarget(
+            name: "MLStoreCoreTests", dependencies: ["MLStoreCore", "MLStoreBasics", "MLStoreTestSupport"]),
+        .testTarget(
+            name: "MLStoreEndToEndTests",
+            dependencies: ["mlstore", "MLStoreCore", "MLStoreBasics", "MLStoreTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,52 @@
+import ArgumentParser
+import MLStoreBasics
+import MLStoreCore
+
+extension MLStoreCommand {
+    struct Checkout: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restore files from a tree or from the index.",
+            discussion: """
+                mlstore checkout <tree>              make the workspace match the tree (refuses to lose local changes)
+                mlstore checkout <tree> -- <path>... restore only those paths from the tree
+                mlstore checkout -- <path>...        discard workspace changes: restore the staged versions
+                Files are restored byte for byte with their modes and symlinks. Nothing is ever written outside \
+                the workspace or through a symlink.
+                """)
+
+        @Argument(help: "A tree id (or unique prefix).")
+        var revision: String?
+
+        @Argument(parsing: .postTerminator, help: "Paths to restore (after --).")
+        var paths: [String] = []
+
+        @Flag(name: .shortAndLong, help: "Discard local changes and overwrite untracked files in the way.")
+        var force = false
+
+        @OptionGroup var options: StoreOptions
+
+        func validate() throws {
+            if revision == nil && paths.isEmpty {
+                throw ValidationError("give a tree to check out, or `-- <path>...` to restore staged files")
+            }
+        }
+
+        func run() throws {
+            let ws = try options.workspace()
+            let cwd = Sys.currentDirectory()
+            let rels = try paths.map { try ws.relativePath($0, cwd: cwd) }
+            let progress = Terminal.progressBar()
+            let report: CheckoutReport
+            if let revision {
+                let tree = try ws.repo.resolveTree(revision)
+                report = try ws.checkout(tree: tree, paths: rels.isEmpty ? nil : rels, options: .init(force: force), progress: progress)
+            } else {
+                report = try ws.checkoutFromIndex(rels, progress: progress)
+            }
+            if options.json { return try Terminal.printJSON(report) }
+            for p in report.removed { print("\(Terminal.paint("removed", .red))  \(p)") }
+            for p in report.written { print("\(Terminal.paint("restored", .green)) \(p)") }
+            print(Terminal.paint("\(report.written.count) restored (\(Terminal.bytes(report.bytesWritten))), \(report.removed.count) removed, \(report.unchanged) already up to date", .dim))
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import MLStoreBasics
+
+/// The result of verifying a store.
+public struct FsckReport: Sendable, Codable {
+    public struct Problem: Sendable, Codable, Equatable {
+        /// The bad object's id, or the damaged file's path.
+        public var subject: String
+        public var message: String
+    }
+    public var objectsChecked = 0
+    public var packsChecked = 0
+    public var problems: [Problem] = []
+    /// Leftovers of interrupted writes (harmless; `gc` removes them).
+    public var notes: [String] = []
+    public var isClean: Bool { problems.isEmpty }
+}
+
+extension Repository {
+    /// Verifies every object (hash, size, format), every pack and index checksum, and that trees,
+    /// chunked files and the workspace index only name objects that exist with the right kind.
+    public func fsck(progress: ProgressReporter? = nil) throws -> FsckReport {
+        var report = FsckReport()
+        try objects.reloadPacks()
+        func problem(_ subject: String, _ message: String) { report.problems.append(.init(subject: subject, message: message)) }
+
+        let packDir = objects.packDirectory
+        if let listing = try? Sys.listDirectory(packDir) {
+            let names = Set(listing.map(\.name))
+            for n in names.sorted() {
+                if n.hasPrefix("tmp-") { report.notes.append("leftover temporary file \(packDir)/\(n) (from an interrupted write)") }
+                if n.hasSuffix(".pack"), !names.contains(String(n.dropLast(5)) + ".idx") {
+                    report.notes.append("pack \(packDir)/\(n) has no index (an interrupted write); its objects are not used")
+                }
+            }
+        }
+        for pack in objects.packReaders {
+            report.packsChecked += 1
+            do {
+                if !(try pack.verifyChecksum()) { problem(pack.packPath, "pack checksum does not match its contents or name (damaged or truncated)") }
+            } catch { problem(pack.packPath, "\(error)") }
+            if !pack.index.verifyChecksum() { problem(pack.index.path, "pack index checksum mismatch") }
+        }
+
+        // Verify every object, on all cores; remember kinds and references for the connectivity pass.
+        let all = try objects.allObjects()
+        var kinds: [ObjectID: ObjectKind] = [:]
+        var references: [(from: ObjectID, to: ObjectID, kind: ObjectKind)] = []
+        let store = objects
+        progress?.begin("verifying objects", totalBytes: Int64(all.count))
+        try orderedParallelMap(count: all.count) { i -> Result<(ObjectKind, [(ObjectID, ObjectKind)]), MLStoreError> in
+            let id = all[i].id
+            do {
+                let (kind, payload) = try store.read(id)
+                var refs: [(ObjectID, ObjectKind)] = []
+                switch kind {
+                case .tree:
+                    for e in try Tree(decoding: payload, id: id).entries { refs.append((e.id, e.kind.objectKind)) }
+                case .chunked:
+                    for c in try ChunkedFile(decoding: payload, id: id).chunks { refs.append((c.id, .blob)) }
+                default: break
+                }
+                return .success((kind, refs))
+            } catch let e as MLStoreError {
+                return .failure(e)
+            } catch {
+                return .failure(MLStoreError(.io, "\(error)"))
+            }
+        } consume: { i, result in
+            report.objectsChecked += 1
+            progress?.advance(bytes: 1)
+            switch result {
+            case .success(let (kind, refs)):
+                kinds[all[i].id] = kind
+                for (to, k) in refs { references.append((all[i].id, to, k)) }
+            case .failure(let e):
+                problem(all[i].id.hex, e.message)
+            }
+        }
+        progress?.end()
+        var reported = Set<String>()
+        for r in references {
+            guard let k = kinds[r.to] else {
+                if report.problems.contains(where: { $0.subject == r.to.hex }) { continue }
+                if reported.insert(r.to.hex).inserted {
+                    problem(r.to.hex, "missing: referenced by \(r.from.hex)")
+                }
+                continue
+            }
+            if k != r.kind { problem(r.to.hex, "is a \(k.rawValue) but \(r.from.hex) uses it as a \(r.kind.rawValue)") }
+        }
+        if workspaceRoot != nil, let index = try? WorkspaceIndex.load(self) {
+            for e in index.entries where kinds[e.id] == nil && !reported.contains(e.id.hex) {
+                problem(e.id.hex, "missing: staged for \(e.path) in the workspace index")
+            }
+        } else if workspaceRoot != nil, (try? Sys.lstatIfExists(indexPath)) != nil {
+            do { _ = try WorkspaceIndex.load(self) } catch { problem(indexPath, "\(error)") }
+        }
+        return report
+    }
+}

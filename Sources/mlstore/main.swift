@@ -1,0 +1,2 @@
+import MLStoreCLI
+MLStoreMain.main()
