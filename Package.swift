@@ -18,8 +18,10 @@ let package = Package(
         .systemLibrary(
             name: "CMLStoreCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
+        .systemLibrary(name: "CMLStoreSys"),
+
         // Basics: errors, hashing, compression, the syscall layer.
-        .target(name: "MLStoreBasics", dependencies: ["CMLStoreZlib", "CMLStoreCrypto"]),
+        .target(name: "MLStoreBasics", dependencies: ["CMLStoreZlib", "CMLStoreCrypto", "CMLStoreSys"]),
         // Core: objects, chunking, packs, trees, the workspace index, checkout.
         .target(name: "MLStoreCore", dependencies: ["MLStoreBasics"]),
         // CLI: argument parsing and rendering over the libraries.

@@ -109,51 +109,59 @@ public struct FastCDC: Sendable, Equatable {
     import Glibc
 #endif
 
-/// Reads a file descriptor and yields its content-defined chunks in order, holding at most one buffer
-/// of a few MiB in memory.
-public struct ChunkReader: ~Copyable {
+/// Reads a file descriptor in blocks of a few MiB and cuts each block into content-defined chunks.
+/// A chunk never spans two blocks: the incomplete tail of a block starts the next one. Each block is a
+/// fresh array, so it can be shared with other threads while the next one is read.
+public struct ChunkBlockReader {
     let cdc: FastCDC
     let fd: Int32
     let path: String
-    private var buffer: UnsafeMutableRawBufferPointer
-    private var start = 0
-    private var end = 0
+    let blockSize: Int
+    private var carry: [UInt8] = []
     private var eof = false
 
-    public init(fd: Int32, path: String, cdc: FastCDC, bufferSize: Int = 8 << 20) {
+    public init(fd: Int32, path: String, cdc: FastCDC, blockSize: Int = 8 << 20) {
         self.cdc = cdc
         self.fd = fd
         self.path = path
-        buffer = .allocate(byteCount: max(bufferSize, 2 * cdc.maxSize), alignment: 64)
+        self.blockSize = max(blockSize, 2 * cdc.maxSize)
     }
 
-    deinit { buffer.deallocate() }
-
-    /// Calls `body` with the next chunk (valid only during the call); returns false at end of input.
-    public mutating func next(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
-        if end - start < cdc.maxSize && !eof { try fill() }
-        if start == end { return false }
-        let window = UnsafeRawBufferPointer(rebasing: buffer[start..<end])
-        let (_, length) = cdc.cut(window)
-        try body(UnsafeRawBufferPointer(rebasing: window[0..<length]))
-        start += length
-        return true
-    }
-
-    private mutating func fill() throws {
-        if start > 0 {
-            let live = end - start
-            if live > 0 { buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: live) }
-            start = 0
-            end = live
-        }
-        while end < buffer.count {
-            let n = try Sys.read(fd, buffer.baseAddress! + end, buffer.count - end, path: path)
-            if n == 0 {
-                eof = true
-                break
+    /// The next block and the byte ranges of its chunks, in order; nil at end of input.
+    public mutating func next() throws -> (bytes: [UInt8], chunks: [Range<Int>])? {
+        if eof && carry.isEmpty { return nil }
+        let carried = carry
+        let capacity = carried.count + blockSize
+        let fd = self.fd
+        let path = self.path
+        var hitEOF = false
+        var block = try [UInt8](unsafeUninitializedCapacity: capacity) { buf, count in
+            let base = UnsafeMutableRawPointer(buf.baseAddress!)
+            carried.withUnsafeBytes { if $0.count > 0 { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+            count = carried.count
+            while count < capacity {
+                let n = try Sys.read(fd, base + count, capacity - count, path: path)
+                if n == 0 {
+                    hitEOF = true
+                    break
+                }
+                count += n
             }
-            end += n
         }
+        eof = eof || hitEOF
+        var chunks: [Range<Int>] = []
+        var offset = 0
+        block.withUnsafeBytes { buf in
+            while offset < buf.count {
+                if buf.count - offset < cdc.maxSize && !eof { break }
+                let (_, length) = cdc.cut(UnsafeRawBufferPointer(rebasing: buf[offset...]))
+                chunks.append(offset..<(offset + length))
+                offset += length
+            }
+        }
+        carry = Array(block[offset...])
+        block.removeSubrange(offset...)
+        if chunks.isEmpty { return eof && carry.isEmpty ? nil : try next() }
+        return (block, chunks)
     }
 }

@@ -59,15 +59,28 @@ public struct FileImporter: Sendable {
         return obj.id
     }
 
-    /// The chunk pipeline: this thread reads and cuts; a serial queue hashes the whole file; workers hash
-    /// and encode chunks; results enter the batch in file order (so a file's chunks sit together in a pack).
+    /// The chunk pipeline. This thread reads the file in blocks of a few MiB and cuts them; each block
+    /// then goes to the whole-file hasher (a serial queue) and, split in parts, to the workers that hash and
+    /// encode its chunks. Finished blocks enter the batch in file order, so a file's chunks sit together in
+    /// a pack. At most `maxBlocksInFlight` blocks are alive, which bounds memory whatever the file size.
     func importLarge(fd: Int32, path: String, into batch: ObjectBatch?) throws -> ImportedFile {
         final class Whole: @unchecked Sendable {
             let hasher = SHA256()
         }
+        /// One block's results: filled by its parts, flushed when the last part finishes.
+        final class BlockResult: @unchecked Sendable {
+            let ranges: [Range<Int>]
+            let results: Slots<(ObjectID, EncodedObject?)>
+            let remaining: Atomic<Int>
+            init(ranges: [Range<Int>], parts: Int) {
+                self.ranges = ranges
+                results = Slots(count: ranges.count)
+                remaining = Atomic(parts)
+            }
+        }
         final class Collector: @unchecked Sendable {
             struct State {
-                var pending: [Int: (ObjectID, UInt32, EncodedObject?)] = [:]
+                var pending: [Int: BlockResult] = [:]
                 var next = 0
                 var chunks: [ChunkedFile.Chunk] = []
                 var error: (any Error)?
@@ -79,19 +92,20 @@ public struct FileImporter: Sendable {
                 self.batch = batch
                 self.slots = slots
             }
-            func put(_ i: Int, _ r: Result<(ObjectID, UInt32, EncodedObject?), any Error>) {
+            func finished(_ index: Int, _ block: BlockResult) {
                 state.withLock { s in
-                    switch r {
-                    case .success(let v): s.pending[i] = v
-                    case .failure(let e):
-                        if s.error == nil { s.error = e }
-                        s.pending[i] = (ObjectID(bytes: [UInt8](repeating: 0, count: 32)), 0, nil)
-                    }
-                    while let (id, len, obj) = s.pending.removeValue(forKey: s.next) {
+                    s.pending[index] = block
+                    while let b = s.pending.removeValue(forKey: s.next) {
                         if s.error == nil {
-                            s.chunks.append(.init(id: id, length: len))
-                            if let obj, let batch {
-                                do { try batch.add(obj) } catch { s.error = error }
+                            for i in 0..<b.ranges.count {
+                                guard let (id, obj) = b.results[i] else { continue }
+                                s.chunks.append(.init(id: id, length: UInt32(b.ranges[i].count)))
+                                if let obj, let batch {
+                                    do { try batch.add(obj) } catch {
+                                        s.error = error
+                                        break
+                                    }
+                                }
                             }
                         }
                         s.next += 1
@@ -99,47 +113,58 @@ public struct FileImporter: Sendable {
                     }
                 }
             }
+            var error: (any Error)? { state.withLock { $0.error } }
         }
 
-        let inFlight = 4 * workerCount + 4
-        let slots = DispatchSemaphore(value: inFlight)
-        let hashSlots = DispatchSemaphore(value: inFlight)
+        let maxBlocksInFlight = 2 * workerCount + 2
+        let slots = DispatchSemaphore(value: maxBlocksInFlight)
         let collector = Collector(batch: batch, slots: slots)
         let whole = Whole()
         let group = DispatchGroup()
         let workers = DispatchQueue.global(qos: .userInitiated)
         let wholeQueue = DispatchQueue(label: "mlstore.whole-file-hash")
-        var reader = ChunkReader(fd: fd, path: path, cdc: cdc)
-        var index = 0
+        var reader = ChunkBlockReader(fd: fd, path: path, cdc: cdc)
+        var blockIndex = 0
         var total: Int64 = 0
-        while try reader.next({ chunk in
-            let bytes = [UInt8](chunk)
-            total += Int64(bytes.count)
+        while collector.error == nil, let (bytes, ranges) = try reader.next() {
+            total += Int64(ranges.last?.upperBound ?? 0)
             slots.wait()
-            hashSlots.wait()
-            wholeQueue.async(group: group) {
-                whole.hasher.update(bytes)
-                hashSlots.signal()
-            }
-            let i = index
-            workers.async(group: group) {
-                if let batch {
-                    let id = ObjectID.hash(kind: .blob, payload: bytes)
-                    let obj: EncodedObject? = batch.contains(id) ? nil : ObjectCodec.encode(kind: .blob, payload: bytes)
-                    collector.put(i, .success((id, UInt32(bytes.count), obj)))
-                } else {
-                    collector.put(i, .success((ObjectID.hash(kind: .blob, payload: bytes), UInt32(bytes.count), nil)))
+            let parts = min(workerCount, ranges.count)
+            let block = BlockResult(ranges: ranges, parts: parts + 1)
+            let index = blockIndex
+            blockIndex += 1
+            let done: @Sendable () -> Void = {
+                if block.remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                    collector.finished(index, block)
                 }
             }
-            index += 1
-        }) {
-            if collector.state.withLock({ $0.error }) != nil { break }
+            wholeQueue.async(group: group) {
+                bytes.withUnsafeBytes { whole.hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<(ranges.last?.upperBound ?? 0)])) }
+                done()
+            }
+            for part in 0..<parts {
+                workers.async(group: group) {
+                    bytes.withUnsafeBytes { buf in
+                        var i = part
+                        while i < ranges.count {
+                            let chunk = UnsafeRawBufferPointer(rebasing: buf[ranges[i]])
+                            let id = ObjectID.hash(kind: .blob, payload: chunk)
+                            var obj: EncodedObject?
+                            if let batch, !batch.contains(id) {
+                                obj = ObjectCodec.encode(kind: .blob, payload: chunk, id: id)
+                            }
+                            block.results[i] = (id, obj)
+                            i += parts
+                        }
+                    }
+                    done()
+                }
+            }
         }
         group.wait()
-        if let e = collector.state.withLock({ $0.error }) { throw e }
+        if let e = collector.error { throw e }
         let chunks = collector.state.withLock { $0.chunks }
-        let sha = whole.hasher.finalize()
-        let chunked = ChunkedFile(cdc: cdc, fileSize: total, contentSHA256: sha, chunks: chunks)
+        let chunked = ChunkedFile(cdc: cdc, fileSize: total, contentSHA256: whole.hasher.finalize(), chunks: chunks)
         let id = try store(kind: .chunked, payload: chunked.encoded(), batch: batch)
         return ImportedFile(kind: .chunked, id: id, size: total)
     }

@@ -77,10 +77,9 @@ extension Repository {
             }
         }
         progress?.end()
-        var reported = Set<String>()
+        var reported = Set(report.problems.map(\.subject))
         for r in references {
             guard let k = kinds[r.to] else {
-                if report.problems.contains(where: { $0.subject == r.to.hex }) { continue }
                 if reported.insert(r.to.hex).inserted {
                     problem(r.to.hex, "missing: referenced by \(r.from.hex)")
                 }

@@ -31,8 +31,8 @@ public enum ObjectCodec {
     /// Hashes and encodes a payload, choosing the codec: metadata is always offered to zlib; blobs only
     /// when a sample's entropy says compression will pay; either way compression is kept only if it
     /// saves at least 10 %.
-    public static func encode(kind: ObjectKind, payload: UnsafeRawBufferPointer) -> EncodedObject {
-        let id = ObjectID.hash(kind: kind, payload: payload)
+    public static func encode(kind: ObjectKind, payload: UnsafeRawBufferPointer, id knownID: ObjectID? = nil) -> EncodedObject {
+        let id = knownID ?? ObjectID.hash(kind: kind, payload: payload)
         let (codec, stored) = chooseEncoding(kind: kind, payload: payload)
         return EncodedObject(id: id, kind: kind, payloadSize: payload.count, codec: codec, stored: stored)
     }

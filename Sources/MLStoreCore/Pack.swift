@@ -53,11 +53,19 @@ final class PackWriter {
         if buffer.count >= 1 << 20 { try flush() }
     }
 
+    private var writeBackFrom: Int64 = 0
+
     private func flush() throws {
         guard !buffer.isEmpty else { return }
         hasher.update(buffer)
         try Sys.write(fd, buffer, path: tempPath)
         buffer.removeAll(keepingCapacity: true)
+        // Let the disk work while we hash: start write-back every 32 MiB so the final fsync is short.
+        let written = offset - Int64(buffer.count)
+        if written - writeBackFrom >= 32 << 20 {
+            Sys.startWriteBack(fd, offset: writeBackFrom, length: written - writeBackFrom)
+            writeBackFrom = written
+        }
     }
 
     func add(_ obj: EncodedObject) throws {

@@ -47,7 +47,10 @@ extension Workspace {
                 try refuseToLoseWork(index: index, target: target, removals: removals)
             }
         }
-        let report = try materialize(target, removing: removals, index: &index, lock: lock, progress: progress)
+        // Switching trees carries local edits of paths the switch does not change (as git does) and
+        // restores missing files; --force and explicit paths restore edited files too.
+        let keepLocal = paths == nil && !options.force
+        let report = try materialize(target, removing: removals, index: &index, keepLocalChanges: keepLocal, progress: progress)
         if paths == nil {
             for e in target where e.path.contains("/") { index.roots.insert(String(e.path.prefix { $0 != "/" })) }
         }
@@ -68,7 +71,7 @@ extension Workspace {
             }
             target += matched.map { ($0.path, TreeEntry(kind: $0.kind, mode: $0.mode, size: $0.size, name: Path.basename($0.path), id: $0.id)) }
         }
-        let report = try materialize(target, removing: [], index: &index, lock: lock, progress: progress)
+        let report = try materialize(target, removing: [], index: &index, keepLocalChanges: false, progress: progress)
         if let newest = index.entries.map(\.mtimeNs).max() { Self.waitPastRacyWindow(newest) }
         try index.save(repo, lock: lock)
         return report
@@ -101,8 +104,10 @@ extension Workspace {
     }
 
     /// Writes target entries (skipping ones already in place), removes `removing`, and updates `index`.
+    /// With `keepLocalChanges`, a path whose staged version already equals the target is left alone even
+    /// if the workspace copy was edited (missing files are still restored: that loses nothing).
     func materialize(_ target: [(path: String, entry: TreeEntry)], removing: [String], index: inout WorkspaceIndex,
-                     lock: LockFile, progress: ProgressReporter?) throws -> CheckoutReport {
+                     keepLocalChanges: Bool, progress: ProgressReporter?) throws -> CheckoutReport {
         for (p, _) in target { try Self.validateRelative(p) }
         let writer = try SafeWriter(root: root)
         // Pre-flight: no destination may pass through a symlink inside the workspace.
@@ -118,10 +123,13 @@ extension Workspace {
         var todo: [(path: String, entry: TreeEntry)] = []
         for t in target {
             if let e = index[t.path], e.id == t.entry.id, e.mode == t.entry.mode, e.kind == t.entry.kind,
-                let st = try Sys.lstatIfExists(absolute(t.path)), e.statMatches(st), !index.isRacy(e)
+                let st = try Sys.lstatIfExists(absolute(t.path))
             {
-                report.unchanged += 1
-                continue
+                // Present and staged as the target: keep it if clean, or if it holds local edits to carry.
+                if keepLocalChanges || (e.statMatches(st) && !index.isRacy(e)) {
+                    report.unchanged += 1
+                    continue
+                }
             }
             todo.append(t)
         }

@@ -69,9 +69,9 @@ import Testing
         let expected = data.withUnsafeBytes { cdc.chunks(of: $0) }.map(\.length)
         let fd = try Sys.open(dir.file("f"), O_RDONLY)
         defer { Sys.close(fd) }
-        var reader = ChunkReader(fd: fd, path: dir.file("f"), cdc: cdc, bufferSize: 200_000)
+        var reader = ChunkBlockReader(fd: fd, path: dir.file("f"), cdc: cdc, blockSize: 200_000)
         var lengths: [Int] = []
-        while try reader.next({ lengths.append($0.count) }) {}
+        while let (_, ranges) = try reader.next() { lengths += ranges.map(\.count) }
         #expect(lengths == expected)
         #expect(lengths.allSatisfy { $0 <= 65536 })
     }

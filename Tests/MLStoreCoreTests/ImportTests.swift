@@ -57,8 +57,12 @@ import Testing
             let fd = try Sys.open(p, O_RDONLY)
             defer { Sys.close(fd) }
             var ids = Set<ObjectID>()
-            var reader = ChunkReader(fd: fd, path: p, cdc: importer.cdc)
-            while try reader.next({ ids.insert(ObjectID.hash(kind: .blob, payload: $0)) }) {}
+            var reader = ChunkBlockReader(fd: fd, path: p, cdc: importer.cdc)
+            while let (bytes, ranges) = try reader.next() {
+                bytes.withUnsafeBytes { buf in
+                    for r in ranges { ids.insert(ObjectID.hash(kind: .blob, payload: UnsafeRawBufferPointer(rebasing: buf[r]))) }
+                }
+            }
             _ = st
             return ids
         }

@@ -1,0 +1,364 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Helpers for driving the built `mlstore` binary as a subprocess.
+enum CLI {
+    /// The outcome of one process run.
+    struct Output: CustomStringConvertible {
+        var status: Int32
+        var stdoutData: Data
+        var stderr: String
+        var stdout: String { String(decoding: stdoutData, as: UTF8.self) }
+        var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+        var description: String { "exit \(status)\n--- stdout ---\n\(stdout)\n--- stderr ---\n\(stderr)" }
+    }
+
+    /// The `mlstore` executable in the build directory holding this test bundle, found by walking up
+    /// from `/proc/self/exe` (e.g. `.build/x86_64-unknown-linux-gnu/debug/mlstore`).
+    static let binary: String? = {
+        let fm = FileManager.default
+        let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent().standardizedFileURL.path
+        while true {
+            for candidate in [dir + "/mlstore", dir + "/debug/mlstore", dir + "/release/mlstore"] {
+                var isDir: ObjCBool = false
+                if fm.fileExists(atPath: candidate, isDirectory: &isDir), !isDir.boolValue,
+                    fm.isExecutableFile(atPath: candidate)
+                {
+                    return candidate
+                }
+            }
+            if dir == "/" || dir.isEmpty { return nil }
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+    }()
+
+    static func requireBinary() throws -> String {
+        try #require(
+            binary,
+            "no `mlstore` executable found next to the test bundle (searched upward from /proc/self/exe); run `swift build` first")
+    }
+
+    /// Runs `mlstore args...` in `cwd`.
+    @discardableResult
+    static func mlstore(_ args: [String], in cwd: String, env: [String: String] = [:]) throws -> Output {
+        try run(try requireBinary(), args, in: cwd, env: env)
+    }
+
+    /// Starts `mlstore` without waiting (for concurrency tests). Output goes to files in `outDir`.
+    static func start(_ args: [String], in cwd: String, outDir: String, tag: String) throws -> Running {
+        try Running(executable: try requireBinary(), args: args, cwd: cwd, outDir: outDir, tag: tag, env: [:])
+    }
+
+    /// Runs any executable (a full path or a name on PATH) and captures its output.
+    @discardableResult
+    static func run(_ executable: String, _ args: [String], in cwd: String, env: [String: String] = [:]) throws -> Output {
+        let outDir = try TempDir(prefix: "mlstore-e2e-out")
+        defer { outDir.remove() }
+        let r = try Running(executable: executable, args: args, cwd: cwd, outDir: outDir.path, tag: "run", env: env)
+        return r.wait()
+    }
+
+    /// A started process whose stdout and stderr go to files (no pipe can fill up and block it).
+    final class Running {
+        let process = Process()
+        let outPath: String
+        let errPath: String
+
+        init(executable: String, args: [String], cwd: String, outDir: String, tag: String, env: [String: String]) throws {
+            outPath = outDir + "/\(tag).stdout"
+            errPath = outDir + "/\(tag).stderr"
+            FileManager.default.createFile(atPath: outPath, contents: nil)
+            FileManager.default.createFile(atPath: errPath, contents: nil)
+            var path = executable
+            if !executable.hasPrefix("/") { path = try #require(CLI.which(executable), "\(executable) not found on PATH") }
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = args
+            process.currentDirectoryURL = URL(fileURLWithPath: cwd)
+            var environment = ProcessInfo.processInfo.environment
+            environment["NO_COLOR"] = "1"
+            environment["GIT_CONFIG_NOSYSTEM"] = "1"
+            environment["GIT_AUTHOR_NAME"] = "t"
+            environment["GIT_AUTHOR_EMAIL"] = "t@example.com"
+            environment["GIT_COMMITTER_NAME"] = "t"
+            environment["GIT_COMMITTER_EMAIL"] = "t@example.com"
+            for (k, v) in env { environment[k] = v }
+            process.environment = environment
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+            try process.run()
+        }
+
+        func wait() -> Output {
+            process.waitUntilExit()
+            let out = FileManager.default.contents(atPath: outPath) ?? Data()
+            let err = FileManager.default.contents(atPath: errPath) ?? Data()
+            return Output(status: process.terminationStatus, stdoutData: out, stderr: String(decoding: err, as: UTF8.self))
+        }
+    }
+
+    static func which(_ name: String) -> String? {
+        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        for d in dirs where FileManager.default.isExecutableFile(atPath: "\(d)/\(name)") { return "\(d)/\(name)" }
+        return nil
+    }
+
+    static var hasGit: Bool { which("git") != nil }
+}
+
+/// A fresh temporary directory (resolved, without symlinks), removed by ``remove()``.
+final class TempDir {
+    let path: String
+
+    init(prefix: String = "mlstore-e2e") throws {
+        let base = FileManager.default.temporaryDirectory.resolvingSymlinksInPath().path
+        var template = Array((base + "/\(prefix)-XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        guard made != nil else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        path = String(cString: template)
+    }
+
+    /// Removes the tree (making read-only directories writable first, as objects are 0444).
+    func remove() {
+        if (try? FileManager.default.removeItem(atPath: path)) != nil { return }
+        // Make every directory writable, then retry.
+        if let e = FileManager.default.enumerator(atPath: path) {
+            while let rel = e.nextObject() as? String {
+                if let st = FS.lstatInfo(path + "/" + rel), st.st_mode & S_IFMT == S_IFDIR { chmod(path + "/" + rel, 0o755) }
+            }
+        }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    func url(_ rel: String) -> String { rel.isEmpty ? path : path + "/" + rel }
+}
+
+/// File-system helpers (all paths absolute).
+enum FS {
+    static func mkdirs(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    static func write(_ path: String, _ data: Data, mode: mode_t = 0o644) throws {
+        try mkdirs((path as NSString).deletingLastPathComponent)
+        try data.write(to: URL(fileURLWithPath: path))
+        #expect(chmod(path, mode) == 0)
+    }
+
+    static func write(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
+        try write(path, Data(text.utf8), mode: mode)
+    }
+
+    static func read(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
+    static func readText(_ path: String) -> String? { read(path).map { String(decoding: $0, as: UTF8.self) } }
+
+    static func symlink(_ path: String, to target: String) throws {
+        try mkdirs((path as NSString).deletingLastPathComponent)
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: target)
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    static func lstatInfo(_ path: String) -> stat? {
+        var st = stat()
+        return lstat(path, &st) == 0 ? st : nil
+    }
+
+    static func remove(_ path: String) throws {
+        if exists(path) { try FileManager.default.removeItem(atPath: path) }
+    }
+
+    static func setMtime(_ path: String, _ date: Date) throws {
+        try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: path)
+    }
+
+    /// Deterministic pseudo-random bytes (SplitMix64), fast enough in debug builds.
+    static func randomData(count: Int, seed: UInt64) -> Data {
+        var data = Data(count: (count + 7) / 8 * 8)
+        data.withUnsafeMutableBytes { raw in
+            let words = raw.bindMemory(to: UInt64.self)
+            var s = seed
+            for i in 0..<words.count {
+                s &+= 0x9E37_79B9_7F4A_7C15
+                var z = s
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                words[i] = z ^ (z >> 31)
+            }
+        }
+        return data.prefix(count)
+    }
+
+    /// Flips the bits of one byte of a file (making it writable first).
+    static func flipByte(_ path: String, at offset: Int) throws {
+        #expect(chmod(path, 0o644) == 0)
+        let h = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        defer { try? h.close() }
+        try h.seek(toOffset: UInt64(offset))
+        let b = try #require(try h.read(upToCount: 1)).first!
+        try h.seek(toOffset: UInt64(offset))
+        try h.write(contentsOf: Data([b ^ 0xFF]))
+    }
+
+    static func truncate(_ path: String, to size: Int) throws {
+        #expect(chmod(path, 0o644) == 0)
+        #expect(Glibc.truncate(path, off_t(size)) == 0)
+    }
+
+    static func size(_ path: String) -> Int { lstatInfo(path).map { Int($0.st_size) } ?? -1 }
+
+    /// The files and symlinks below `root` (relative paths), skipping `.mlstore` and `.git`.
+    static func listFiles(_ root: String) -> [String] {
+        var out: [String] = []
+        func visit(_ rel: String) {
+            let abs = rel.isEmpty ? root : root + "/" + rel
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: abs) else { return }
+            for n in names.sorted() where n != ".mlstore" && n != ".git" {
+                let r = rel.isEmpty ? n : rel + "/" + n
+                guard let st = lstatInfo(root + "/" + r) else { continue }
+                if st.st_mode & S_IFMT == S_IFDIR { visit(r) } else { out.append(r) }
+            }
+        }
+        visit("")
+        return out
+    }
+
+    /// What a path is, for exact comparison: kind, permission bits, and content or link target.
+    struct Entry: Equatable, CustomStringConvertible {
+        var kind: String
+        var mode: mode_t
+        var content: Data
+        var description: String { "\(kind) \(String(mode, radix: 8)) \(content.count) bytes" }
+    }
+
+    static func snapshot(_ root: String) -> [String: Entry] {
+        var out: [String: Entry] = [:]
+        for rel in listFiles(root) {
+            let p = root + "/" + rel
+            guard let st = lstatInfo(p) else { continue }
+            if st.st_mode & S_IFMT == S_IFLNK {
+                let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: p)) ?? ""
+                out[rel] = Entry(kind: "symlink", mode: 0, content: Data(target.utf8))
+            } else {
+                out[rel] = Entry(kind: "file", mode: st.st_mode & 0o7777, content: read(p) ?? Data())
+            }
+        }
+        return out
+    }
+}
+
+/// Decoded `status --json`.
+struct StatusJSON: Decodable {
+    struct Item: Decodable, Equatable {
+        var path: String
+        var change: String
+    }
+    var staged: [Item]
+    var unstaged: [Item]
+    var untracked: [String]
+
+    static func parse(_ out: CLI.Output) throws -> StatusJSON {
+        try JSONDecoder().decode(StatusJSON.self, from: out.stdoutData)
+    }
+
+    var stagedPaths: [String] { staged.map(\.path) }
+    func unstagedChange(_ path: String) -> String? { unstaged.first { $0.path == path }?.change }
+}
+
+/// A workspace in a fresh temp dir with a store.
+struct Workspace {
+    let tmp: TempDir
+    var root: String { tmp.path }
+
+    /// Creates a temp dir and runs `mlstore init` in it (after `git init` if `git` is true).
+    init(git: Bool = false) throws {
+        tmp = try TempDir()
+        if git {
+            let g = try CLI.run("git", ["-c", "init.defaultBranch=main", "init", "-q", tmp.path], in: tmp.path)
+            try #require(g.status == 0, "git init failed: \(g)")
+        }
+        let r = try CLI.mlstore(["init"], in: tmp.path)
+        try #require(r.status == 0, "mlstore init failed: \(r)")
+        try #require(FS.exists(tmp.path + "/.mlstore/format"))
+    }
+
+    func remove() { tmp.remove() }
+
+    func path(_ rel: String) -> String { tmp.url(rel) }
+
+    @discardableResult
+    func run(_ args: String..., in sub: String = "") throws -> CLI.Output {
+        try CLI.mlstore(args, in: path(sub))
+    }
+
+    @discardableResult
+    func run(_ args: [String], in sub: String = "") throws -> CLI.Output {
+        try CLI.mlstore(args, in: path(sub))
+    }
+
+    /// Runs and requires exit 0; returns stdout.
+    @discardableResult
+    func ok(_ args: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let r = try CLI.mlstore(args, in: root)
+        try #require(r.status == 0, "mlstore \(args.joined(separator: " ")) failed: \(r)", sourceLocation: sourceLocation)
+        return r.stdout
+    }
+
+    func write(_ rel: String, _ text: String, mode: mode_t = 0o644) throws { try FS.write(path(rel), text, mode: mode) }
+    func write(_ rel: String, _ data: Data, mode: mode_t = 0o644) throws { try FS.write(path(rel), data, mode: mode) }
+    func read(_ rel: String) -> String? { FS.readText(path(rel)) }
+
+    func status(_ extra: String...) throws -> StatusJSON {
+        let r = try CLI.mlstore(["status", "--json"] + extra, in: root)
+        try #require(r.status == 0, "status failed: \(r)")
+        return try StatusJSON.parse(r)
+    }
+
+    /// `write-tree`, checked to print one 64-hex id.
+    func writeTree(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let out = try ok("write-tree", sourceLocation: sourceLocation).trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(isObjectID(out), "write-tree printed \(out.debugDescription)", sourceLocation: sourceLocation)
+        return out
+    }
+
+    /// Loose object files: (id, path).
+    func looseObjects() -> [(id: String, path: String)] {
+        let objects = path(".mlstore/objects")
+        var out: [(String, String)] = []
+        for d in (try? FileManager.default.contentsOfDirectory(atPath: objects)) ?? [] where d.count == 2 {
+            for f in (try? FileManager.default.contentsOfDirectory(atPath: objects + "/" + d)) ?? [] {
+                out.append((d + f, objects + "/" + d + "/" + f))
+            }
+        }
+        return out.sorted { $0.0 < $1.0 }
+    }
+
+    func packFiles(ext: String) -> [String] {
+        let dir = path(".mlstore/objects/pack")
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+            .filter { $0.hasPrefix("pack-") && $0.hasSuffix("." + ext) }.sorted().map { dir + "/" + $0 }
+    }
+
+    /// `ls-tree -r --json` rows.
+    func lsTree(_ tree: String) throws -> [[String: Any]] {
+        let r = try run("ls-tree", "-r", "--json", tree)
+        try #require(r.status == 0, "ls-tree failed: \(r)")
+        return try #require(try JSONSerialization.jsonObject(with: r.stdoutData) as? [[String: Any]])
+    }
+}
+
+func isObjectID(_ s: String) -> Bool {
+    s.utf8.count == 64 && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+}
+
+func hex(_ bytes: some Sequence<UInt8>) -> String {
+    bytes.map { String(format: "%02x", $0) }.joined()
+}
