@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mlstore needs to build and test, if any are missing.
+set -euo pipefail
+packages=(zlib1g-dev libssl-dev pkg-config git)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
