@@ -123,7 +123,7 @@ public struct FileImporter: Sendable {
         let group = DispatchGroup()
         let workers = DispatchQueue.global(qos: .userInitiated)
         let wholeQueue = DispatchQueue(label: "mlstore.whole-file-hash")
-        var reader = ChunkBlockReader(fd: fd, path: path, cdc: cdc)
+        var reader = ChunkBlockReader(fd: fd, path: path, cdc: cdc, blockSize: 4 << 20)
         var blockIndex = 0
         var total: Int64 = 0
         while collector.error == nil, let (bytes, ranges) = try reader.next() {
@@ -144,18 +144,15 @@ public struct FileImporter: Sendable {
             }
             for part in 0..<parts {
                 workers.async(group: group) {
-                    bytes.withUnsafeBytes { buf in
-                        var i = part
-                        while i < ranges.count {
-                            let chunk = UnsafeRawBufferPointer(rebasing: buf[ranges[i]])
-                            let id = ObjectID.hash(kind: .blob, payload: chunk)
-                            var obj: EncodedObject?
-                            if let batch, !batch.contains(id) {
-                                obj = ObjectCodec.encode(kind: .blob, payload: chunk, id: id)
-                            }
-                            block.results[i] = (id, obj)
-                            i += parts
+                    var i = part
+                    while i < ranges.count {
+                        let id = bytes.withUnsafeBytes { ObjectID.hash(kind: .blob, payload: UnsafeRawBufferPointer(rebasing: $0[ranges[i]])) }
+                        var obj: EncodedObject?
+                        if let batch, !batch.contains(id) {
+                            obj = ObjectCodec.encodeBlob(bytes, ranges[i], id: id)
                         }
+                        block.results[i] = (id, obj)
+                        i += parts
                     }
                     done()
                 }

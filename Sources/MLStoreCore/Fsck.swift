@@ -36,7 +36,7 @@ extension Repository {
         for pack in objects.packReaders {
             report.packsChecked += 1
             do {
-                if !(try pack.verifyChecksum()) { problem(pack.packPath, "pack checksum does not match its contents or name (damaged or truncated)") }
+                if let issue = try pack.verifyStructure() { problem(pack.packPath, "damaged pack: \(issue)") }
             } catch { problem(pack.packPath, "\(error)") }
             if !pack.index.verifyChecksum() { problem(pack.index.path, "pack index checksum mismatch") }
         }

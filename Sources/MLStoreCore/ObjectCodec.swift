@@ -15,7 +15,8 @@ public struct EncodedObject: Sendable {
     public let kind: ObjectKind
     public let payloadSize: Int
     public let codec: Codec
-    public let stored: [UInt8]
+    /// The stored bytes; for identity-coded chunks a slice of the block they were read in (no copy).
+    public let stored: ArraySlice<UInt8>
 }
 
 /// Encoding and verification of object payloads (spec/objects.md §Codecs).
@@ -34,7 +35,17 @@ public enum ObjectCodec {
     public static func encode(kind: ObjectKind, payload: UnsafeRawBufferPointer, id knownID: ObjectID? = nil) -> EncodedObject {
         let id = knownID ?? ObjectID.hash(kind: kind, payload: payload)
         let (codec, stored) = chooseEncoding(kind: kind, payload: payload)
-        return EncodedObject(id: id, kind: kind, payloadSize: payload.count, codec: codec, stored: stored)
+        return EncodedObject(id: id, kind: kind, payloadSize: payload.count, codec: codec, stored: stored[...])
+    }
+
+    /// Encodes the blob `block[range]`; an identity-coded result shares the block's storage.
+    public static func encodeBlob(_ block: [UInt8], _ range: Range<Int>, id: ObjectID) -> EncodedObject {
+        let (codec, stored): (Codec, [UInt8]?) = block.withUnsafeBytes { buf in
+            let payload = UnsafeRawBufferPointer(rebasing: buf[range])
+            let (c, s) = chooseEncoding(kind: .blob, payload: payload, copyIdentity: false)
+            return (c, s)
+        }
+        return EncodedObject(id: id, kind: .blob, payloadSize: range.count, codec: codec, stored: stored.map { $0[...] } ?? block[range])
     }
 
     public static func encode(kind: ObjectKind, payload: [UInt8]) -> EncodedObject {
@@ -42,10 +53,17 @@ public enum ObjectCodec {
     }
 
     static func chooseEncoding(kind: ObjectKind, payload: UnsafeRawBufferPointer) -> (Codec, [UInt8]) {
-        guard payload.count >= 64 else { return (.identity, Array(payload)) }
+        let (codec, stored) = chooseEncoding(kind: kind, payload: payload, copyIdentity: true)
+        return (codec, stored ?? [])
+    }
+
+    /// The codec choice; with `copyIdentity: false` an identity result is nil (the caller keeps the bytes).
+    static func chooseEncoding(kind: ObjectKind, payload: UnsafeRawBufferPointer, copyIdentity: Bool) -> (Codec, [UInt8]?) {
+        let identity: (Codec, [UInt8]?) = (.identity, copyIdentity ? Array(payload) : nil)
+        guard payload.count >= 64 else { return identity }
         let level: Int32
         if kind == .blob {
-            guard Entropy.bitsPerByte(payload) < entropyThreshold else { return (.identity, Array(payload)) }
+            guard Entropy.bitsPerByte(payload) < entropyThreshold else { return identity }
             level = 1
         } else {
             level = 6
@@ -53,7 +71,7 @@ public enum ObjectCodec {
         if let z = Zlib.compress(payload, level: level), Double(z.count) <= Double(payload.count) * keepRatio {
             return (.zlib, z)
         }
-        return (.identity, Array(payload))
+        return identity
     }
 
     /// Decodes stored bytes and verifies them against `id`: size and SHA-256 over the canonical form.

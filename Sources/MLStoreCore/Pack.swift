@@ -7,8 +7,10 @@ import MLStoreBasics
 /// Pack files and their indexes (spec/objects.md §Packs).
 ///
 /// A pack is `"MLSP" u32 version`, then entries `id(32) kind(u8) codec(u8) payloadSize(u64) storedSize(u64)
-/// stored bytes`, then a footer `"MLSF" u64 count sha256(everything before it)`. It is named
-/// `pack-<hex of that sha256>.pack`, so a pack verifies itself. Its index `pack-<hex>.idx` is written after it.
+/// stored bytes`, then a footer `"MLSF" u64 count sha256(all entry headers, in order)`. It is named
+/// `pack-<hex of that sha256>.pack`. Every entry's bytes verify against its id, and the footer digest binds
+/// ids, kinds, codecs and sizes to their order, so the pack verifies itself without hashing its data a
+/// second time. Its index `pack-<hex>.idx` is written after it.
 enum PackFormat {
     static let magic: [UInt8] = Array("MLSP".utf8)
     static let footerMagic: [UInt8] = Array("MLSF".utf8)
@@ -47,7 +49,7 @@ final class PackWriter {
         Sys.close(fd)
     }
 
-    private func append(_ bytes: [UInt8]) throws {
+    private func append(_ bytes: some Collection<UInt8>) throws {
         buffer.append(contentsOf: bytes)
         offset += Int64(bytes.count)
         if buffer.count >= 1 << 20 { try flush() }
@@ -57,7 +59,6 @@ final class PackWriter {
 
     private func flush() throws {
         guard !buffer.isEmpty else { return }
-        hasher.update(buffer)
         try Sys.write(fd, buffer, path: tempPath)
         buffer.removeAll(keepingCapacity: true)
         // Let the disk work while we hash: start write-back every 32 MiB so the final fsync is short.
@@ -76,6 +77,7 @@ final class PackWriter {
         w.u8(obj.codec.rawValue)
         w.u64(UInt64(obj.payloadSize))
         w.u64(UInt64(obj.stored.count))
+        hasher.update(w.bytes)
         try append(w.bytes)
         try append(obj.stored)
         storedBytes += Int64(obj.stored.count)
@@ -87,7 +89,6 @@ final class PackWriter {
         w.raw(PackFormat.footerMagic)
         w.u64(UInt64(entries.count))
         buffer.append(contentsOf: w.bytes)
-        hasher.update(buffer)
         try Sys.write(fd, buffer, path: tempPath)
         buffer.removeAll()
         let checksum = hasher.finalize()
@@ -293,23 +294,46 @@ final class PackReader: @unchecked Sendable {
         return (h.kind, payload)
     }
 
-    /// Verifies the pack's trailing checksum and footer (streams the whole pack).
-    func verifyChecksum() throws -> Bool {
-        guard size >= Int64(PackFormat.headerSize + PackFormat.footerSize) else { return false }
+    /// Verifies the pack's structure: walks every entry header from the start, checks that the entries
+    /// tile the file exactly, that the footer's count and digest of the headers match, that the name and
+    /// the index agree with it, and that every indexed offset is an entry start. (Entry contents are
+    /// verified against their ids by reads and by fsck.)
+    func verifyStructure() throws -> String? {
+        guard size >= Int64(PackFormat.headerSize + PackFormat.footerSize) else { return "pack is too short" }
+        var head = [UInt8](repeating: 0, count: PackFormat.headerSize)
+        _ = try head.withUnsafeMutableBytes { try Sys.pread(fd, $0.baseAddress!, PackFormat.headerSize, offset: 0, path: packPath) }
+        guard Array(head[0..<4]) == PackFormat.magic else { return "bad pack magic" }
         let h = SHA256()
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
-        var off: Int64 = 0
-        let bodyEnd = size - 32
-        while off < bodyEnd {
-            let want = Int(min(Int64(buf.count), bodyEnd - off))
-            let n = try buf.withUnsafeMutableBytes { try Sys.pread(fd, $0.baseAddress!, want, offset: off, path: packPath) }
-            guard n == want else { return false }
-            h.update(buf[0..<n])
-            off += Int64(n)
+        var offset = Int64(PackFormat.headerSize)
+        let end = size - Int64(PackFormat.footerSize)
+        var starts = Set<Int64>()
+        var raw = [UInt8](repeating: 0, count: PackFormat.entryHeaderSize)
+        while offset < end {
+            let n = try raw.withUnsafeMutableBytes { try Sys.pread(fd, $0.baseAddress!, PackFormat.entryHeaderSize, offset: offset, path: packPath) }
+            guard n == PackFormat.entryHeaderSize else { return "entry header at \(offset) is truncated" }
+            let stored = raw.withUnsafeBytes { Int64(bitPattern: UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 42, as: UInt64.self))) }
+            guard stored >= 0, offset + Int64(PackFormat.entryHeaderSize) + stored <= end else {
+                return "entry at \(offset) runs past the end of the pack (truncated?)"
+            }
+            h.update(raw)
+            starts.insert(offset)
+            offset += Int64(PackFormat.entryHeaderSize) + stored
         }
-        var tail = [UInt8](repeating: 0, count: 32)
-        _ = try tail.withUnsafeMutableBytes { try Sys.pread(fd, $0.baseAddress!, 32, offset: bodyEnd, path: packPath) }
-        let sum = h.finalize()
-        return sum == tail && sum == index.packChecksum && name == "pack-" + Hex.encode(sum)
+        guard offset == end else { return "entries do not end where the footer starts" }
+        var foot = [UInt8](repeating: 0, count: PackFormat.footerSize)
+        _ = try foot.withUnsafeMutableBytes { try Sys.pread(fd, $0.baseAddress!, PackFormat.footerSize, offset: end, path: packPath) }
+        guard Array(foot[0..<4]) == PackFormat.footerMagic else { return "bad footer magic (truncated?)" }
+        let count = foot.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt64.self)) }
+        guard count == UInt64(starts.count) else { return "footer counts \(count) entries, found \(starts.count)" }
+        let digest = h.finalize()
+        guard digest == Array(foot[12...]) else { return "footer digest does not match the entry headers" }
+        guard name == "pack-" + Hex.encode(digest), digest == index.packChecksum else {
+            return "pack name or index does not match the pack's digest"
+        }
+        guard index.count == starts.count else { return "index lists \(index.count) objects, pack holds \(starts.count)" }
+        for i in 0..<index.count where !starts.contains(index.offset(at: i)) {
+            return "index offset for \(index.id(at: i).hex) is not an entry start"
+        }
+        return nil
     }
 }

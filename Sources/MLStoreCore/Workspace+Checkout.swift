@@ -79,13 +79,12 @@ extension Workspace {
 
     func refuseToLoseWork(index: WorkspaceIndex, target: [(path: String, entry: TreeEntry)], removals: [String]) throws {
         let st = try status()
-        let dirty = Set(st.unstaged.map(\.path))
+        // A file deleted from the workspace holds nothing to lose; edited files do.
+        let dirty = Set(st.unstaged.filter { $0.change != .deleted }.map(\.path))
         var lost: [String] = []
         let targetByPath = Dictionary(target.map { ($0.path, $0.entry) }, uniquingKeysWith: { a, _ in a })
         for p in dirty {
-            let t = targetByPath[p]
-            if let e = index[p], let t, t.id == e.id, t.mode == e.mode { continue }  // not touched by checkout
-            if st.unstaged.first(where: { $0.path == p })?.change == .deleted && t == nil { continue }
+            if let e = index[p], let t = targetByPath[p], t.id == e.id, t.mode == e.mode { continue }  // carried over
             lost.append(p)
         }
         // Untracked files that the checkout would overwrite with different content.

@@ -94,7 +94,13 @@ struct CorruptionTests {
         #expect(text.stdout.contains(firstID), "fsck must name \(firstID): \(text.stdout)")
         let (_, problems) = try Self.fsckProblems(ws)
         #expect(problems.contains { $0.0 == firstID }, "\(problems)")
-        #expect(problems.contains { $0.0.hasSuffix(".pack") }, "the pack checksum must fail too: \(problems)")
+        // Data bytes are covered by the object's own id (spec/objects.md §5), not by a second pack-wide hash.
+
+        // Damage to an entry header (its stored size) breaks the pack's structure digest: the pack is reported.
+        try FS.flipByte(pack, at: 8 + 49)
+        let (_, headerProblems) = try Self.fsckProblems(ws)
+        #expect(headerProblems.contains { $0.0.hasSuffix(".pack") }, "a damaged entry header must fail the pack: \(headerProblems)")
+        try FS.flipByte(pack, at: 8 + 49)
 
         try FS.remove(ws.path("data"))
         let co = try ws.run("checkout", tree)
