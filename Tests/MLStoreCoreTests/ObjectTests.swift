@@ -41,7 +41,7 @@ import Testing
         buf.withUnsafeMutableBytes { gen.fillFloats($0) }
         let obj = ObjectCodec.encode(kind: .blob, payload: buf)
         #expect(obj.codec == .identity)
-        #expect(obj.stored == buf)
+        #expect(Array(obj.stored) == buf)
     }
 
     @Test func csvIsCompressed() {
