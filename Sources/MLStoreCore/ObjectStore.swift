@@ -121,7 +121,7 @@ public final class ObjectStore: @unchecked Sendable {
             }
         }
         if found.count == 1 { return found.first! }
-        if found.isEmpty { throw MLStoreError(.notFound, "no object id starts with \(p)") }
+        if found.isEmpty { throw MLStoreError(.notFound, "no object id starts with \(p)", hint: "check the id; `mlstore write-tree` prints the staged tree") }
         let list = found.sorted().prefix(10).map { "  \($0.hex)" }.joined(separator: "\n")
         throw MLStoreError(
             .usage, "object prefix \(p) is ambiguous; it matches \(found.count) objects:\n\(list)",
