@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries from the system; only MLStoreBasics imports them.
@@ -23,7 +24,7 @@ let package = Package(
         // Basics: errors, hashing, compression, the syscall layer.
         .target(name: "MLStoreBasics", dependencies: ["CMLStoreZlib", "CMLStoreCrypto", "CMLStoreSys"]),
         // Core: objects, chunking, packs, trees, the workspace index, checkout.
-        .target(name: "MLStoreCore", dependencies: ["MLStoreBasics"]),
+        .target(name: "MLStoreCore", dependencies: ["MLStoreBasics", .product(name: "Yams", package: "Yams")]),
         // CLI: argument parsing and rendering over the libraries.
         .target(
             name: "MLStoreCLI",

@@ -336,7 +336,7 @@ add_row() { # workload tool runs median peak stored status times note
   ROWS+=("$*")
 }
 
-# measure WORKLOAD TOOL SETUP CMD [STORED_PATH]
+# measure WORKLOAD TOOL SETUP CMD [STORED_PATH [NOTE]]
 #   SETUP non-empty: every run gets a fresh empty directory; SETUP DIR runs
 #   there untimed (then sync), then CMD is timed there.  Only the last run's
 #   directory is kept (LAST_DIR).  SETUP may write the store size before the
@@ -344,10 +344,11 @@ add_row() { # workload tool runs median peak stored status times note
 #   SETUP empty: CMD runs in CUR after one untimed warm-up run.
 #   STORED_PATH (relative to the run directory) is du -sb'd after the last run.
 measure() {
-  local wl=$1 tool=$2 setup=$3 cmd=$4 stored_path=${5:-}
-  local r rc e m g dir="" prev="" log peak="" status=ok note="" stored="" med="" before
+  local wl=$1 tool=$2 setup=$3 cmd=$4 stored_path=${5:-} extra=${6:-}
+  local r rc e m g dir="" prev="" log name peak="" status=ok note="" stored="" med="" before
   local times=() gtimes=()
-  log=$LOGS/$(slug "$wl-$tool").log
+  name=$(slug "$wl-$tool")
+  log=$LOGS/$name.log
   rm -f -- "$BEFORE_FILE"
   info "$wl: $tool"
   printf '$ %s\n' "$cmd" >"$log"
@@ -358,7 +359,7 @@ measure() {
   for ((r = 1; r <= RUNS; r++)); do
     if [[ -n $setup ]]; then
       prev=$dir
-      dir=$SCRATCH/$((++SEQ))
+      dir=$SCRATCH/$((++SEQ))-$name
       mkdir -p -- "$dir"
       set +e
       (
@@ -399,6 +400,7 @@ measure() {
           printf "v1 store %.1f MiB; v2 added %.1f MiB = %.1f%% of the file", a / 1048576, (b - a) / 1048576, (b - a) * 100 / f }')
       fi
     fi
+    note=$extra${note:+${extra:+; }$note}
   else
     warn "$wl / $tool failed: $(tail -n 3 "$log" | tr '\n' ' ')"
   fi
@@ -413,7 +415,7 @@ measure() {
 }
 
 unavailable() { add_row "$1" "$2" 0 "" "" "" unavailable "" "" "$3"; }
-reset_scratch() { rm -rf -- "${SCRATCH:?}"/*; }
+reset_scratch() { ((KEEP)) || rm -rf -- "${SCRATCH:?}"/*; } # --keep keeps every repo
 
 # --------------------------------------------------------- setup helpers ---
 # Globals for the current workload: W_SRC (data), W_NAME (name in the repo),
@@ -521,7 +523,8 @@ bench_one() { # model | files | csv
       measure "$label" "git lfs add+commit ($W_PAT)" setup_lfs "git add -A && git commit -q -m data" .git/lfs
       LFS_REPO=$LAST_DIR
       measure "$label" "git lfs push (local bare)" setup_bare \
-        "git -C $(q "$LFS_REPO") push -q \"file://\$PWD/remote.git\" HEAD:refs/heads/main" remote.git
+        "git -C $(q "$LFS_REPO") push -q \"file://\$PWD/remote.git\" HEAD:refs/heads/main" remote.git \
+        "file:// remote: git-lfs hardlinks objects, no data copy"
       reset_scratch
     else
       unavailable "$label" "git lfs" "git-lfs not installed (--install)"
