@@ -16,9 +16,11 @@ public struct MLStoreCommand: ParsableCommand {
             4 corrupt data, 5 conflict, 6 unsafe path, 7 I/O error, 8 locked (spec/cli.md).
             """,
         version: version,
-        subcommands: [
-            Init.self, Add.self, Status.self, Checkout.self, WriteTree.self, LsTree.self, CatObject.self,
-            HashObject.self, Fsck.self,
+        groupedSubcommands: [
+            CommandGroup(name: "Workspace", subcommands: [Init.self, Add.self, Status.self, Checkout.self]),
+            CommandGroup(name: "History", subcommands: [Commit.self, Log.self, Show.self, Diff.self, Branch.self, Switch.self, Tag.self, Reflog.self]),
+            CommandGroup(name: "Registry and lineage", subcommands: [Promote.self, Rollback.self, Stage.self, Lineage.self]),
+            CommandGroup(name: "Plumbing", subcommands: [WriteTree.self, LsTree.self, CatObject.self, HashObject.self, Fsck.self, ConfigCommand.self]),
         ]
     )
 

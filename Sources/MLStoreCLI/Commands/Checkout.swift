@@ -7,14 +7,18 @@ extension MLStoreCommand {
         static let configuration = CommandConfiguration(
             abstract: "Restore files from a tree or from the index.",
             discussion: """
-                mlstore checkout <tree>              make the workspace match the tree (refuses to lose local changes)
-                mlstore checkout <tree> -- <path>... restore only those paths from the tree
+                mlstore checkout <branch>            switch to a branch (as `mlstore switch`)
+                mlstore checkout <commit>            detach HEAD at a commit (any revision: id, tag, HEAD~2, model@stage)
+                mlstore checkout <tree>              make the workspace match a tree (HEAD does not move)
+                mlstore checkout <rev> -- <path>...  restore only those paths from a commit or tree
                 mlstore checkout -- <path>...        discard workspace changes: restore the staged versions
+                Switching refuses to lose local edits unless --force; edits to paths the switch does not change \
+                are kept.
                 Files are restored byte for byte with their modes and symlinks. Nothing is ever written outside \
                 the workspace or through a symlink.
                 """)
 
-        @Argument(help: "A tree id (or unique prefix).")
+        @Argument(help: "A branch, commit, tag, model@stage, or tree id.")
         var revision: String?
 
         @Argument(parsing: .postTerminator, help: "Paths to restore (after --).")
@@ -37,7 +41,14 @@ extension MLStoreCommand {
             let rels = try paths.map { try ws.relativePath($0, cwd: cwd) }
             let progress = Terminal.progressBar()
             let report: CheckoutReport
-            if let revision {
+            if let revision, rels.isEmpty, (try ws.repo.refs.read("refs/heads/" + revision)) != nil, !revision.hasPrefix("refs/") {
+                report = try ws.switchBranch(revision, force: force, progress: progress)
+                if !options.json { print("Switched to branch '\(revision)'") }
+            } else if let revision, rels.isEmpty, try ws.repo.objects.info(try ws.repo.resolve(revision)).kind != .tree {
+                let (id, r) = try ws.detach(at: revision, force: force, progress: progress)
+                report = r
+                if !options.json { print("HEAD is now at \(id.short) (detached)") }
+            } else if let revision {
                 let tree = try ws.repo.resolveTree(revision)
                 report = try ws.checkout(tree: tree, paths: rels.isEmpty ? nil : rels, options: .init(force: force), progress: progress)
             } else {

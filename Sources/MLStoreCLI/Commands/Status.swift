@@ -15,8 +15,10 @@ extension MLStoreCommand {
 
         func run() throws {
             let ws = try options.workspace()
-            let report = try ws.status(.init(allUntracked: untracked, baseTree: nil))
+            let report = try ws.status(.init(allUntracked: untracked, baseTree: try ws.repo.headTree()))
             if options.json { return try Terminal.printJSON(report) }
+            let head = try ws.repo.refs.head()
+            if let b = head.branchName { print("On branch \(b)") } else if let c = head.commit { print("HEAD detached at \(c.short)") }
             if report.isClean {
                 print("nothing to commit, workspace clean")
                 return

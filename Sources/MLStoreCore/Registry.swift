@@ -1,0 +1,197 @@
+import MLStoreBasics
+
+/// One row of a stage's history, as shown by `stage log`.
+public struct StageEvent: Sendable, Codable {
+    public var record: ObjectID
+    public var model: String
+    public var stage: String
+    public var action: StageRecord.Action
+    public var from: ObjectID?
+    public var to: ObjectID?
+    public var path: String?
+    public var actor: Signature
+    public var reason: String
+}
+
+/// A `--require` condition on a commit's metrics or params, e.g. `metrics.acc>=0.9`.
+public struct Requirement: Sendable, CustomStringConvertible {
+    public enum Op: String, Sendable, CaseIterable { case ge = ">=", le = "<=", ne = "!=", eq = "==", gt = ">", lt = "<" }
+    public var key: String
+    public var op: Op
+    public var value: Double
+    public var description: String { "\(key)\(op.rawValue)\(JSONValue.format(value))" }
+
+    /// Parses conditions joined by `,` or ` and `.
+    public static func parse(_ text: String) throws -> [Requirement] {
+        let parts = text.replacingOccurrences(of: " and ", with: ",").split(separator: ",").map { $0.trimmingCharacters(in: " ") }
+        return try parts.map { p in
+            for op in Op.allCases {
+                if let r = p.range(of: op.rawValue) {
+                    let key = p[..<r.lowerBound].trimmingCharacters(in: " ")
+                    let v = p[r.upperBound...].trimmingCharacters(in: " ")
+                    guard key.hasPrefix("metrics.") || key.hasPrefix("params."), key.count > 8 else {
+                        throw MLStoreError(.usage, "--require '\(p)': the key must start with metrics. or params.", hint: "e.g. --require 'metrics.acc>=0.9'")
+                    }
+                    guard let d = Double(v) else { throw MLStoreError(.usage, "--require '\(p)': '\(v)' is not a number") }
+                    return Requirement(key: key, op: op, value: d)
+                }
+            }
+            throw MLStoreError(.usage, "--require '\(p)' has no comparison", hint: "use one of >= <= > < == !=, e.g. metrics.acc>=0.9")
+        }
+    }
+
+    func holds(_ x: Double) -> Bool {
+        switch op {
+        case .ge: x >= value
+        case .le: x <= value
+        case .gt: x > value
+        case .lt: x < value
+        case .eq: x == value
+        case .ne: x != value
+        }
+    }
+}
+
+extension String {
+    func replacingOccurrences(of a: String, with b: String) -> String {
+        guard !a.isEmpty else { return self }
+        var out = ""
+        var rest = Substring(self)
+        while let r = rest.range(of: a) {
+            out += rest[..<r.lowerBound] + b
+            rest = rest[r.upperBound...]
+        }
+        return out + rest
+    }
+}
+
+extension Repository {
+    /// The last value of a metric (a scalar, or the last point of a series).
+    public func scalar(_ key: String, of commit: Commit) throws -> Double? {
+        if key.hasPrefix("metrics."), let m = commit.metrics {
+            let v = try json(m)[String(key.dropFirst(8))]
+            if let n = v?.number { return n }
+            if let last = v?.array?.last?["value"]?.number { return last }
+        } else if key.hasPrefix("params."), let p = commit.params {
+            return try json(p).flattened()[String(key.dropFirst(7))]?.number
+        }
+        return nil
+    }
+
+    /// Moves `<model>@<stage>` to a commit with a new stage record chained to the previous one, by
+    /// compare-and-swap on `refs/stages/<model>/<stage>`.
+    /// - Parameter expectedRecord: with a value, the update fails unless the stage still holds that record.
+    @discardableResult
+    public func promote(model: String, stage: String, to revision: String, path: String? = nil, reason: String,
+                        require: [Requirement] = [], expectedRecord: RefExpectation? = nil) throws -> (id: ObjectID, record: StageRecord) {
+        try RegistryName.validateModel(model)
+        try RegistryName.validateStage(stage)
+        let target = try resolveCommit(revision)
+        let c = try commit(target)
+        if let path {
+            try Workspace.validateRelative(path)
+            guard try lookup(path, in: c.tree) != nil else {
+                throw MLStoreError(.notFound, "'\(path)' is not in commit \(target.short)", hint: "list it with `mlstore ls-tree -r \(target.short)`")
+            }
+        }
+        var failed: [String] = []
+        for r in require {
+            guard let x = try scalar(r.key, of: c) else {
+                failed.append("\(r.key) is not recorded")
+                continue
+            }
+            if !r.holds(x) { failed.append("\(r.key) = \(JSONValue.format(x)), required \(r)") }
+        }
+        if !failed.isEmpty {
+            throw MLStoreError(.conflict, "refusing to promote \(target.short) to \(model)@\(stage): " + failed.joined(separator: "; "),
+                               hint: "promote a commit that meets the requirement, or drop --require")
+        }
+        let ref = "refs/stages/\(model)/\(stage)"
+        let old = try refs.read(ref)
+        if let old, let current = try? stageRecord(old), current.target == target, current.path == path, current.action != .clear {
+            throw MLStoreError(.usage, "\(model)@\(stage) already points at \(target.short)", hint: "nothing to do")
+        }
+        let actor = identity()
+        let record = StageRecord(model: model, stage: stage, target: target, path: path, previous: old, action: .promote, actor: actor, message: reason)
+        return try publish(record, ref: ref, expected: expectedRecord ?? (old.map { .value($0) } ?? .absent), actor: actor)
+    }
+
+    func publish(_ record: StageRecord, ref: String, expected: RefExpectation, actor: Signature) throws -> (id: ObjectID, record: StageRecord) {
+        let id = try objects.write(kind: .stage, payload: record.encoded())
+        let verb = record.action == .promote ? "promote" : record.action.rawValue
+        try refs.update(ref, to: id, expecting: expected, actor: actor, message: "\(verb) \(record.target?.short ?? "-"): \(record.message.replacingNewlines)")
+        return (id, record)
+    }
+
+    /// The stage's records, oldest first.
+    public func stageChain(model: String, stage: String) throws -> [(id: ObjectID, record: StageRecord)] {
+        var out: [(ObjectID, StageRecord)] = []
+        var next = try refs.read("refs/stages/\(model)/\(stage)")
+        var seen = Set<ObjectID>()
+        while let id = next {
+            guard seen.insert(id).inserted else { throw MLStoreError(.corrupt, "stage history of \(model)@\(stage) has a cycle at \(id.hex)") }
+            let r = try stageRecord(id)
+            out.append((id, r))
+            next = r.previous
+        }
+        return out.reversed()
+    }
+
+    /// Moves the stage back to the target it had before the latest promotion still in effect
+    /// (promotions push, rollbacks pop), with a new `rollback` record.
+    @discardableResult
+    public func rollback(model: String, stage: String, reason: String) throws -> (id: ObjectID, record: StageRecord) {
+        try RegistryName.validateModel(model)
+        try RegistryName.validateStage(stage)
+        let chain = try stageChain(model: model, stage: stage)
+        guard let head = chain.last else {
+            throw MLStoreError(.notFound, "model \(model) has no history in stage \(stage)", hint: "see `mlstore stage list`")
+        }
+        var stack: [(ObjectID?, String?)] = []
+        for (_, r) in chain {
+            switch r.action {
+            case .promote, .clear: stack.append((r.target, r.path))
+            case .rollback: if !stack.isEmpty { stack.removeLast() }
+            }
+        }
+        guard stack.count >= 2, let target = stack[stack.count - 2].0 else {
+            throw MLStoreError(.conflict, "nothing to roll back to: \(model)@\(stage) has no earlier target in effect", hint: "see `mlstore stage log \(model) --stage \(stage)`")
+        }
+        let actor = identity()
+        let record = StageRecord(model: model, stage: stage, target: target, path: stack[stack.count - 2].1, previous: head.id, action: .rollback, actor: actor, message: reason)
+        return try publish(record, ref: "refs/stages/\(model)/\(stage)", expected: .value(head.id), actor: actor)
+    }
+
+    /// Every model × stage with its current record.
+    public func stages() throws -> [(model: String, stage: String, id: ObjectID, record: StageRecord)] {
+        try refs.list("refs/stages/").compactMap { name, id in
+            let parts = name.dropFirst("refs/stages/".count).split(separator: "/")
+            guard parts.count == 2 else { return nil }
+            return (String(parts[0]), String(parts[1]), id, try stageRecord(id))
+        }
+    }
+
+    /// History of a model's stages (one stage or all), newest first.
+    public func stageLog(model: String, stage: String? = nil) throws -> [StageEvent] {
+        try RegistryName.validateModel(model)
+        let stagesOfModel = try stage.map { s -> [String] in
+            try RegistryName.validateStage(s)
+            return [s]
+        } ?? refs.list("refs/stages/\(model)/").map { String($0.name.split(separator: "/").last!) }
+        var events: [StageEvent] = []
+        for s in stagesOfModel {
+            var previousTarget: ObjectID?
+            for (id, r) in try stageChain(model: model, stage: s) {
+                events.append(StageEvent(record: id, model: model, stage: s, action: r.action, from: previousTarget, to: r.target, path: r.path, actor: r.actor, reason: r.message.trimmingCharacters(in: "\n")))
+                previousTarget = r.target
+            }
+        }
+        if events.isEmpty {
+            throw MLStoreError(.notFound, "model \(model) has no stage history\(stage.map { " in stage \($0)" } ?? "")", hint: "promote it with `mlstore promote \(model) <rev> --stage staging`")
+        }
+        // Newest first; records of the same second keep their chain order.
+        return events.enumerated().sorted { a, b in
+            a.element.actor.time != b.element.actor.time ? a.element.actor.time > b.element.actor.time : a.offset > b.offset
+        }.map(\.element)
+    }
+}
