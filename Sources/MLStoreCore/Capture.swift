@@ -28,7 +28,7 @@ public enum RunValues {
             guard case .object(let o) = v else {
                 throw MLStoreError(.usage, "params file \(f) must hold a mapping of names to values")
             }
-            for (k, x) in o { value.set(k, x) }
+            for (k, x) in JSONValue.object(o).flattened() { value.set(k, x) }
         }
         for a in assignments {
             let (k, v) = try parseAssignment(a, flag: "--param")

@@ -80,7 +80,12 @@ extension Repository {
         for prefix in ["refs/heads/", "refs/tags/", "refs/remotes/"] {
             if (try? Refs.validate(prefix + name)) != nil, let id = try refs.read(prefix + name) { return id }
         }
-        if Hex.isHex(name) && name.count >= 4 { return try objects.resolve(prefix: name) }
+        if Hex.isHex(name) {
+            guard name.count >= 4 else {
+                throw MLStoreError(.usage, "'\(name)' is too short to name an object", hint: "give at least 4 hex digits")
+            }
+            return try objects.resolve(prefix: name)
+        }
         throw MLStoreError(.notFound, "unknown revision '\(whole)'", hint: "use a commit id (or prefix), a branch or tag name, HEAD~N, or <model>@<stage>")
     }
 
@@ -114,7 +119,8 @@ extension Repository {
                 guard let t = try stageRecord(current).target else { throw MLStoreError(.notFound, "'\(revision)' is a cleared stage") }
                 current = t
             default:
-                throw MLStoreError(.usage, "'\(revision)' names a \(kind.rawValue), not a commit")
+                throw MLStoreError(.usage, "'\(revision)' names a \(kind.rawValue), not a commit",
+                                   hint: "give a commit, branch, tag or model@stage (checkout also takes a tree id)")
             }
         }
         throw MLStoreError(.corrupt, "'\(revision)': tag chain too long")

@@ -148,7 +148,7 @@ struct Fixture {
         #expect(try f.repo.resolve(String(id.hex.prefix(12))) == id)
         #expect(try f.repo.resolve(id.hex.uppercased()) == id)
         #expect { _ = try f.repo.resolve("abc") } throws: { ($0 as? MLStoreError)?.code == .usage }
-        #expect { _ = try f.repo.resolve("zzzz") } throws: { ($0 as? MLStoreError)?.code == .usage }
+        #expect { _ = try f.repo.resolve("zzzz") } throws: { ($0 as? MLStoreError)?.code == .notFound }  // not a ref either
         // With 300 objects, some 1-digit... 4-digit prefixes collide rarely; find a shared 2-hex prefix and use 4 digits only if ambiguous.
         var byPrefix: [String: [ObjectID]] = [:]
         for i in ids { byPrefix[String(i.hex.prefix(4)), default: []].append(i) }

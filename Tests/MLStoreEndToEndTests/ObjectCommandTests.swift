@@ -122,8 +122,8 @@ struct ObjectCommandTests {
             (["cat-object", "-t", "ffff0000ffff"], 3, "ffff0000ffff"),  // unknown prefix
             (["cat-object", String(repeating: "0", count: 64)], 3, nil),  // unknown full id
             (["cat-object", "abc"], 2, "abc"),  // too short
-            (["cat-object", "not-hex!"], 2, nil),  // garbage
-            (["cat-object", "zzzzzzzz"], 2, nil),
+            (["cat-object", "not-hex!"], 3, "not-hex!"),  // neither an id nor a ref name that exists
+            (["cat-object", "zzzzzzzz"], 3, nil),
             (["cat-object", String(repeating: "a", count: 65)], 2, nil),  // too long
             (["checkout", blob], 2, "blob"),  // not a tree
             (["ls-tree", blob], 2, nil),
