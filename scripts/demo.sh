@@ -9,7 +9,7 @@ mlstore="$(swift build -c release --package-path "$here" --show-bin-path)/mlstor
 demo="$(mktemp -d /tmp/mlstore-demo-XXXXXX)"
 trap 'rm -rf "$demo"' EXIT
 cd "$demo"
-run() { echo; echo "\$ mlstore $*"; "$mlstore" "$@"; }
+run() { echo; printf '$ mlstore'; printf ' %q' "$@"; echo; "$mlstore" "$@"; }
 
 echo "== demo workspace: $demo"
 mkdir -p data
@@ -24,12 +24,18 @@ with open("data/train.csv", "w") as f:
 with open("model.bin", "wb") as f:   # 8 MiB of float32 "weights"
     f.write(struct.pack("<2097152f", *(random.gauss(0, 0.02) for _ in range(2097152))))
 PY
+export MLSTORE_AUTHOR_NAME="Demo User" MLSTORE_AUTHOR_EMAIL="demo@example.com"
 run init
-run add data model.bin
+run add data
+run commit -m "import training data" --output data --no-env
+run add model.bin
 run status
+printf 'lr: 0.01\nepochs: 5\n' > params.yaml
+echo '{"acc": 0.87, "loss": [0.9, 0.6, 0.45, 0.41]}' > metrics.json
+run commit -m "baseline model" --input data --output model.bin --params params.yaml --metrics metrics.json \
+    --command "python train.py --lr 0.01" --no-env
 tree=$("$mlstore" write-tree)
-echo; echo "\$ mlstore write-tree"; echo "$tree"
-run ls-tree -r "$tree"
+run ls-tree -r HEAD
 
 echo; echo "== fine-tune: rewrite 256 KiB in the middle of the model and add it again"
 python3 -c "
@@ -39,10 +45,21 @@ with open('model.bin', 'r+b') as f:
     f.seek(4 << 20); f.write(os.urandom(256 << 10))"
 run status
 run add model.bin
+echo '{"acc": 0.91, "loss": [0.9, 0.5, 0.35, 0.3]}' > metrics.json
+run commit -m "fine-tuned model" --input data --output model.bin --params params.yaml --param lr=0.005 \
+    --metrics metrics.json --no-env
+run tag v2
+run log --oneline --graph
+run diff HEAD~1 HEAD
+run promote fraud HEAD~1 --stage production -m "first release"
+run promote fraud v2 --stage production -m "better accuracy" --require 'metrics.acc>=0.9'
+run rollback fraud --stage production -m "latency regression"
+run stage log fraud
+run lineage model.bin --up
 
-echo; echo "== lose the workspace files, then restore them from the tree"
+echo; echo "== lose the workspace files, then restore the production model's snapshot"
 rm -rf data model.bin
-run checkout "$tree"
+run checkout fraud@production
 run status
 run fsck
 echo; echo "demo finished OK"
