@@ -44,19 +44,26 @@ extension Repository {
         // Verify every object, on all cores; remember kinds and references for the connectivity pass.
         let all = try objects.allObjects()
         var kinds: [ObjectID: ObjectKind] = [:]
-        var references: [(from: ObjectID, to: ObjectID, kind: ObjectKind)] = []
+        var references: [(from: ObjectID, to: ObjectID, kind: ObjectKind?, edge: ObjectGraph.Edge)] = []
         let store = objects
         progress?.begin("verifying objects", totalBytes: Int64(all.count))
-        try orderedParallelMap(count: all.count) { i -> Result<(ObjectKind, [(ObjectID, ObjectKind)]), MLStoreError> in
+        try orderedParallelMap(count: all.count) { i -> Result<(ObjectKind, [(ObjectID, ObjectKind?, ObjectGraph.Edge)]), MLStoreError> in
             let id = all[i].id
             do {
                 let (kind, payload) = try store.read(id)
-                var refs: [(ObjectID, ObjectKind)] = []
+                var refs: [(ObjectID, ObjectKind?, ObjectGraph.Edge)] = []
                 switch kind {
                 case .tree:
-                    for e in try Tree(decoding: payload, id: id).entries { refs.append((e.id, e.kind.objectKind)) }
+                    for e in try Tree(decoding: payload, id: id).entries {
+                        refs.append((e.id, e.kind.objectKind, e.kind == .directory || e.kind == .symlink ? .metadata : .content))
+                    }
                 case .chunked:
-                    for c in try ChunkedFile(decoding: payload, id: id).chunks { refs.append((c.id, .blob)) }
+                    for c in try ChunkedFile(decoding: payload, id: id).chunks { refs.append((c.id, .blob, .content)) }
+                case .commit, .tag, .stage:
+                    // Lock-file blobs named inside env records are checked when the env blob is read by reachability walks.
+                    for (child, edge) in try ObjectGraph.children(kind: kind, payload: payload, id: id, readJSON: { _ in nil }) {
+                        refs.append((child, nil, edge))
+                    }
                 default: break
                 }
                 return .success((kind, refs))
@@ -71,21 +78,35 @@ extension Repository {
             switch result {
             case .success(let (kind, refs)):
                 kinds[all[i].id] = kind
-                for (to, k) in refs { references.append((all[i].id, to, k)) }
+                for (to, k, edge) in refs { references.append((all[i].id, to, k, edge)) }
             case .failure(let e):
                 problem(all[i].id.hex, e.message)
             }
         }
         progress?.end()
         var reported = Set(report.problems.map(\.subject))
+        let partial = (try? config().entries.contains { $0.key.hasSuffix(".partial") && $0.value == "true" }) ?? false
+        var notFetched = 0
         for r in references {
             guard let k = kinds[r.to] else {
+                if partial && r.edge == .content {
+                    notFetched += 1
+                    continue
+                }
                 if reported.insert(r.to.hex).inserted {
                     problem(r.to.hex, "missing: referenced by \(r.from.hex)")
                 }
                 continue
             }
-            if k != r.kind { problem(r.to.hex, "is a \(k.rawValue) but \(r.from.hex) uses it as a \(r.kind.rawValue)") }
+            if let expected = r.kind, k != expected { problem(r.to.hex, "is a \(k.rawValue) but \(r.from.hex) uses it as a \(expected.rawValue)") }
+        }
+        if notFetched > 0 { report.notes.append("\(notFetched) file contents are not fetched yet (partial clone); checkout fetches them when needed") }
+        // Every ref must name an object that exists.
+        for (name, id) in refs.list() where kinds[id] == nil && !reported.contains(id.hex) {
+            problem(name, "points at \(id.hex), which is not in the store")
+        }
+        for lock in refs.lockFiles() {
+            report.notes.append("lock file \(lock) is present: a ref update is in progress, or one was interrupted (if no mlstore process is running, remove it)")
         }
         if workspaceRoot != nil, let index = try? WorkspaceIndex.load(self) {
             for e in index.entries where kinds[e.id] == nil && !reported.contains(e.id.hex) {

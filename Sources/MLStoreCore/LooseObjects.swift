@@ -94,6 +94,25 @@ struct LooseObjects: Sendable {
         }
     }
 
+    /// The object with its stored encoding, verified; nil if there is no loose file for it.
+    func readEncoded(_ id: ObjectID) throws -> (EncodedObject, [UInt8])? {
+        let p = path(id)
+        let bytes: [UInt8]
+        do {
+            bytes = try Sys.readFile(p, limit: ObjectCodec.maxPayloadSize + Self.headerSize + 1 << 20)
+        } catch let e as SystemError where e.errno == ENOENT {
+            return nil
+        }
+        return try bytes.withUnsafeBytes { buf in
+            var r = ByteReader(buf, what: "loose object \(id.hex)")
+            let h = try Self.parseHeader(&r, id: id, location: p)
+            let stored = UnsafeRawBufferPointer(rebasing: buf[r.offset...])
+            let payload = try ObjectCodec.decode(id: id, kind: h.kind, payloadSize: h.payloadSize, codec: h.codec, stored: stored, location: p)
+            guard let codec = Codec(rawValue: h.codec) else { throw MLStoreError(.unsupported, "object \(id.hex) uses unknown codec \(h.codec)") }
+            return (EncodedObject(id: id, kind: h.kind, payloadSize: h.payloadSize, codec: codec, stored: ArraySlice(stored)), payload)
+        }
+    }
+
     /// Kind and size without decoding; nil if absent.
     func info(_ id: ObjectID) throws -> (ObjectKind, Int)? {
         let p = path(id)

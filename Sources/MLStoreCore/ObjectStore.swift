@@ -70,6 +70,24 @@ public final class ObjectStore: @unchecked Sendable {
             hint: "the store may be incomplete; fetch it from a remote or run `mlstore fsck`")
     }
 
+    /// Reads an object with its stored encoding (for copying between stores without re-encoding);
+    /// the payload is decoded and verified against the id.
+    public func readEncoded(_ id: ObjectID) throws -> (object: EncodedObject, payload: [UInt8]) {
+        func fromPack(_ p: PackReader, _ off: Int64) throws -> (EncodedObject, [UInt8]) {
+            let (h, stored) = try p.readStored(at: off, id: id)
+            let payload = try stored.withUnsafeBytes {
+                try ObjectCodec.decode(id: id, kind: h.kind, payloadSize: h.payloadSize, codec: h.codec, stored: $0, location: p.packPath)
+            }
+            guard let codec = Codec(rawValue: h.codec) else { throw MLStoreError(.unsupported, "object \(id.hex) uses unknown codec \(h.codec)") }
+            return (EncodedObject(id: id, kind: h.kind, payloadSize: h.payloadSize, codec: codec, stored: stored[...]), payload)
+        }
+        if let (p, off) = locate(id) { return try fromPack(p, off) }
+        if let r = try loose.readEncoded(id) { return r }
+        try reloadPacks()
+        if let (p, off) = locate(id) { return try fromPack(p, off) }
+        throw MLStoreError(.notFound, "object \(id.hex) is not in the store at \(directory)")
+    }
+
     /// Reads an object that must be of `kind`.
     public func read(_ id: ObjectID, as kind: ObjectKind) throws -> [UInt8] {
         let (k, payload) = try read(id)
@@ -102,7 +120,8 @@ public final class ObjectStore: @unchecked Sendable {
     }
 
     /// A bulk writer: objects go to a pack (or loose files if few), published by ``ObjectBatch/commit()``.
-    public func batch() -> ObjectBatch { ObjectBatch(store: self) }
+    /// With `packOnly`, even a few objects go to a pack (one atomic publication).
+    public func batch(packOnly: Bool = false) -> ObjectBatch { ObjectBatch(store: self, packOnly: packOnly) }
 
     /// Resolves a full id or a unique prefix of at least 4 hex digits.
     public func resolve(prefix text: String) throws -> ObjectID {
@@ -155,6 +174,7 @@ public final class ObjectBatch: @unchecked Sendable {
     static let packByteLimit: Int64 = 1 << 30
 
     let store: ObjectStore
+    let packOnly: Bool
     private struct State {
         var pending: [EncodedObject] = []
         var pendingBytes = 0
@@ -165,7 +185,10 @@ public final class ObjectBatch: @unchecked Sendable {
     }
     private let state = Mutex<State>(State())
 
-    init(store: ObjectStore) { self.store = store }
+    init(store: ObjectStore, packOnly: Bool = false) {
+        self.store = store
+        self.packOnly = packOnly
+    }
 
     public var stats: Stats { state.withLock { $0.stats } }
 
@@ -191,7 +214,7 @@ public final class ObjectBatch: @unchecked Sendable {
             }
             s.pending.append(obj)
             s.pendingBytes += obj.stored.count
-            if s.pending.count > Self.looseObjectLimit || s.pendingBytes > Self.looseByteLimit {
+            if packOnly || s.pending.count > Self.looseObjectLimit || s.pendingBytes > Self.looseByteLimit {
                 let pack = try PackWriter(directory: store.packDirectory)
                 for o in s.pending { try pack.add(o) }
                 s.pending.removeAll()

@@ -278,6 +278,17 @@ final class PackReader: @unchecked Sendable {
         }
     }
 
+    /// The entry's header and its stored (still encoded) bytes.
+    func readStored(at offset: Int64, id: ObjectID) throws -> (EntryHeader, [UInt8]) {
+        let h = try header(at: offset, expecting: id)
+        var stored = [UInt8](repeating: 0, count: h.storedSize)
+        let n = try stored.withUnsafeMutableBytes {
+            try Sys.pread(fd, $0.baseAddress!, h.storedSize, offset: offset + Int64(PackFormat.entryHeaderSize), path: packPath)
+        }
+        guard n == h.storedSize else { throw MLStoreError.corruptObject(id.hex, "pack entry is truncated", where: packPath) }
+        return (h, stored)
+    }
+
     func read(at offset: Int64, id: ObjectID) throws -> (ObjectKind, [UInt8]) {
         let h = try header(at: offset, expecting: id)
         var stored = [UInt8](repeating: 0, count: h.storedSize)

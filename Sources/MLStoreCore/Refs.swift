@@ -158,6 +158,19 @@ public struct Refs: Sendable {
         return out.sorted { $0.0 < $1.0 }
     }
 
+    /// `*.lock` files under refs/ (in-progress or interrupted updates).
+    public func lockFiles() -> [String] {
+        var out: [String] = []
+        func walk(_ dir: String) {
+            for (n, _) in (try? Sys.listDirectory(dir)) ?? [] {
+                let p = dir + "/" + n
+                if n.hasSuffix(".lock") { out.append(p) } else if (try? Sys.lstat(p))?.isDirectory == true { walk(p) }
+            }
+        }
+        walk(path("refs"))
+        return out.sorted()
+    }
+
     // MARK: Reflog
 
     public struct LogEntry: Sendable, Codable {

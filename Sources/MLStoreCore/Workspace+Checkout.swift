@@ -132,6 +132,7 @@ extension Workspace {
             }
             todo.append(t)
         }
+        try fetchMissingContent(todo, progress: progress)
         progress?.begin("checkout", totalBytes: todo.reduce(0) { $0 + $1.entry.size })
         defer { progress?.end() }
         var written: [IndexEntry] = []
@@ -144,6 +145,30 @@ extension Workspace {
         }
         index.update(set: written)
         return report
+    }
+
+    /// In a partial clone, fetches the contents the checkout needs from the partial remote; elsewhere a
+    /// missing content object is an error naming the path.
+    func fetchMissingContent(_ todo: [(path: String, entry: TreeEntry)], progress: ProgressReporter?) throws {
+        var missing = Set<ObjectID>()
+        var firstPath: String?
+        for t in todo {
+            if !repo.objects.contains(t.entry.id) {
+                missing.insert(t.entry.id)
+                firstPath = firstPath ?? t.path
+            } else if t.entry.kind == .chunked {
+                for c in try repo.chunkedFile(t.entry.id).chunks where !repo.objects.contains(c.id) {
+                    missing.insert(c.id)
+                    firstPath = firstPath ?? t.path
+                }
+            }
+        }
+        guard !missing.isEmpty else { return }
+        guard let remote = try repo.partialRemote() else {
+            throw MLStoreError(.notFound, "the content of '\(firstPath ?? "?")' (and \(missing.count - 1) more objects) is not in the store",
+                               hint: "fetch it from a remote (`mlstore pull`), or run `mlstore fsck`")
+        }
+        _ = try repo.fetchContent(missing, from: remote, progress: progress)
     }
 
     /// Writes one file or symlink through `writer` and returns its final stat.

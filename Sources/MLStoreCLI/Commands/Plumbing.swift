@@ -162,11 +162,20 @@ extension MLStoreCommand {
             abstract: "Verify every object, pack and index; report each damaged or missing object by id.",
             discussion: "Exits 4 if anything is damaged or missing.")
 
+        @Option(help: "Verify a remote instead (its packs, indexes, objects, refs and stage chains).")
+        var remote: String?
+
         @OptionGroup var options: StoreOptions
 
         func run() throws {
-            let repo = try options.repository()
-            let report = try repo.fsck(progress: Terminal.progressBar())
+            let report: FsckReport
+            if let remote {
+                let transport = try (try? options.repository()).map { try $0.transport(named: remote).transport } ?? Repository.transport(for: remote)
+                try transport.open(create: false)
+                report = try transport.fsck(progress: Terminal.progressBar())
+            } else {
+                report = try options.repository().fsck(progress: Terminal.progressBar())
+            }
             if options.json {
                 try Terminal.printJSON(report)
             } else {
