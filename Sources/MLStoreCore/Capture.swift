@@ -59,6 +59,9 @@ public enum RunValues {
         switch v {
         case .number: return v
         case .bool(let b): return .number(b ? 1 : 0)
+        case .object(let o) where o["value"]?.number != nil:
+            // One {step, value} point: a series of one.
+            return try normalizeMetric(key, .array([v]))
         case .array(let items):
             var series: [JSONValue] = []
             for (i, item) in items.enumerated() {

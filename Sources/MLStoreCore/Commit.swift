@@ -252,9 +252,12 @@ public struct StageRecord: Sendable, Equatable {
     public var previous: ObjectID?
     public var action: Action
     public var actor: Signature
+    /// Sub-second time of the move (`x-time-ns`), which orders moves made within one second.
+    public var timeNanos: Int64?
     public var message: String
 
-    public init(model: String, stage: String, target: ObjectID?, path: String?, previous: ObjectID?, action: Action, actor: Signature, message: String) {
+    public init(model: String, stage: String, target: ObjectID?, path: String?, previous: ObjectID?, action: Action, actor: Signature, message: String, timeNanos: Int64? = nil) {
+        self.timeNanos = timeNanos
         self.model = model
         self.stage = stage
         self.target = target
@@ -272,7 +275,9 @@ public struct StageRecord: Sendable, Equatable {
         if let target { s += "target \(target.hex)\n" }
         if let path { s += "path \(path)\n" }
         if let previous { s += "previous \(previous.hex)\n" }
-        s += "action \(action.rawValue)\nactor \(actor.encoded)\n\n\(message)"
+        s += "action \(action.rawValue)\nactor \(actor.encoded)\n"
+        if let timeNanos { s += "x-time-ns \(timeNanos)\n" }
+        s += "\n\(message)"
         return Array(s.utf8)
     }
 
@@ -297,7 +302,8 @@ public struct StageRecord: Sendable, Equatable {
         }
         guard a == .clear || target != nil else { throw bad("a \(a.rawValue) record needs a target") }
         self.init(model: String(parts[0]), stage: String(parts[1]), target: target, path: h["path"].map(String.init),
-                  previous: previous, action: a, actor: try Signature(parsing: actor), message: message)
+                  previous: previous, action: a, actor: try Signature(parsing: actor), message: message,
+                  timeNanos: h["x-time-ns"].flatMap { Int64($0) })
     }
 }
 

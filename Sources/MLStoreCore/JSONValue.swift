@@ -4,7 +4,7 @@ import Yams
 
 /// A JSON value with a canonical serialization (sorted keys, no insignificant whitespace, shortest
 /// round-trip numbers), so equal params or metrics always hash to the same object id.
-public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
+public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
     case null
     case bool(Bool)
     case number(Double)
@@ -132,7 +132,11 @@ public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
         guard trimmed.hasPrefix("{") || trimmed.hasPrefix("[") else {
             throw MLStoreError(.usage, "\(what) is not valid JSON: it must hold an object or an array")
         }
-        return try parse(yaml: string, what: what)
+        do {
+            return try parse(yaml: string, what: what)
+        } catch let e as MLStoreError {
+            throw MLStoreError(.usage, e.message.replacingOccurrences(of: "is not valid YAML", with: "is not valid JSON"), hint: e.hint)
+        }
     }
 
     /// Parses YAML text (a superset of JSON).
@@ -201,5 +205,57 @@ public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
             return .number(d)
         }
         return .string(text)
+    }
+}
+
+extension JSONValue: Codable {
+    /// Encodes as plain JSON (not Swift's enum encoding).
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .null:
+            var c = encoder.singleValueContainer()
+            try c.encodeNil()
+        case .bool(let b):
+            var c = encoder.singleValueContainer()
+            try c.encode(b)
+        case .number(let d):
+            var c = encoder.singleValueContainer()
+            if d == d.rounded(), abs(d) < 1e15 { try c.encode(Int64(d)) } else { try c.encode(d) }
+        case .string(let s):
+            var c = encoder.singleValueContainer()
+            try c.encode(s)
+        case .array(let a):
+            var c = encoder.unkeyedContainer()
+            for v in a { try c.encode(v) }
+        case .object(let o):
+            var c = encoder.container(keyedBy: DynamicKey.self)
+            for (k, v) in o { try c.encode(v, forKey: DynamicKey(k)) }
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        if let c = try? decoder.container(keyedBy: DynamicKey.self) {
+            var o: [String: JSONValue] = [:]
+            for k in c.allKeys { o[k.stringValue] = try c.decode(JSONValue.self, forKey: k) }
+            self = .object(o)
+        } else if var c = try? decoder.unkeyedContainer() {
+            var a: [JSONValue] = []
+            while !c.isAtEnd { a.append(try c.decode(JSONValue.self)) }
+            self = .array(a)
+        } else {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { self = .null }
+            else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+            else if let d = try? c.decode(Double.self) { self = .number(d) }
+            else { self = .string(try c.decode(String.self)) }
+        }
+    }
+
+    struct DynamicKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ s: String) { stringValue = s }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 }

@@ -1,8 +1,13 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import MLStoreBasics
 
 /// One row of a stage's history, as shown by `stage log`.
 public struct StageEvent: Sendable, Codable {
     public var record: ObjectID
+    /// Nanoseconds since 1970 when known (orders moves within one second).
+    public var timeNanos: Int64?
     public var model: String
     public var stage: String
     public var action: StageRecord.Action
@@ -117,6 +122,14 @@ extension Repository {
     }
 
     func publish(_ record: StageRecord, ref: String, expected: RefExpectation, actor: Signature) throws -> (id: ObjectID, record: StageRecord) {
+        try Refs.validate(ref)
+        var record = record
+        if record.timeNanos == nil {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            // A pinned author date (tests) keeps its second; the nanoseconds still order moves.
+            record.timeNanos = record.actor.time * 1_000_000_000 + Int64(ts.tv_nsec)
+        }
         let id = try objects.write(kind: .stage, payload: record.encoded())
         let verb = record.action == .promote ? "promote" : record.action.rawValue
         try refs.update(ref, to: id, expecting: expected, actor: actor, message: "\(verb) \(record.target?.short ?? "-"): \(record.message.replacingNewlines)")
@@ -182,16 +195,17 @@ extension Repository {
         for s in stagesOfModel {
             var previousTarget: ObjectID?
             for (id, r) in try stageChain(model: model, stage: s) {
-                events.append(StageEvent(record: id, model: model, stage: s, action: r.action, from: previousTarget, to: r.target, path: r.path, actor: r.actor, reason: r.message.trimmingCharacters(in: "\n")))
+                events.append(StageEvent(record: id, timeNanos: r.timeNanos ?? r.actor.time * 1_000_000_000, model: model, stage: s, action: r.action, from: previousTarget, to: r.target, path: r.path, actor: r.actor, reason: r.message.trimmingCharacters(in: "\n")))
                 previousTarget = r.target
             }
         }
         if events.isEmpty {
             throw MLStoreError(.notFound, "model \(model) has no stage history\(stage.map { " in stage \($0)" } ?? "")", hint: "promote it with `mlstore promote \(model) <rev> --stage staging`")
         }
-        // Newest first; records of the same second keep their chain order.
+        // Newest first (nanosecond times), records of the same instant in reverse chain order.
         return events.enumerated().sorted { a, b in
-            a.element.actor.time != b.element.actor.time ? a.element.actor.time > b.element.actor.time : a.offset > b.offset
+            let ta = a.element.timeNanos ?? 0, tb = b.element.timeNanos ?? 0
+            return ta != tb ? ta > tb : a.offset > b.offset
         }.map(\.element)
     }
 }

@@ -6,8 +6,8 @@ public enum RegistryName {
 
     /// A model name: 1–100 characters of `a-z A-Z 0-9 . _ -`, starting with a letter or digit.
     public static func validateModel(_ name: String) throws {
-        guard matches(name, max: 100, allowUpper: true) else {
-            throw MLStoreError(.usage, "'\(name)' is not a valid model name", hint: "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        guard matches(name, max: 100, allowUpper: true), !name.contains(".."), !name.hasSuffix(".lock"), !name.hasSuffix(".") else {
+            throw MLStoreError(.usage, "'\(name)' is not a valid model name", hint: "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (no '..', not ending in '.' or '.lock')")
         }
     }
 

@@ -132,12 +132,12 @@ extension Workspace {
             }
             todo.append(t)
         }
-        try fetchMissingContent(todo, progress: progress)
+        try repo.fetchMissingContent(todo, progress: progress)
         progress?.begin("checkout", totalBytes: todo.reduce(0) { $0 + $1.entry.size })
         defer { progress?.end() }
         var written: [IndexEntry] = []
         for t in todo {
-            let st = try writeEntry(t.path, t.entry, writer: writer, progress: progress)
+            let st = try repo.writeEntry(t.path, t.entry, writer: writer, progress: progress)
             written.append(IndexEntry(path: t.path, kind: t.entry.kind, mode: t.entry.mode, size: t.entry.size,
                                       mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, inode: st.inode, id: t.entry.id))
             report.written.append(t.path)
@@ -147,68 +147,6 @@ extension Workspace {
         return report
     }
 
-    /// In a partial clone, fetches the contents the checkout needs from the partial remote; elsewhere a
-    /// missing content object is an error naming the path.
-    func fetchMissingContent(_ todo: [(path: String, entry: TreeEntry)], progress: ProgressReporter?) throws {
-        var missing = Set<ObjectID>()
-        var firstPath: String?
-        for t in todo {
-            if !repo.objects.contains(t.entry.id) {
-                missing.insert(t.entry.id)
-                firstPath = firstPath ?? t.path
-            } else if t.entry.kind == .chunked {
-                for c in try repo.chunkedFile(t.entry.id).chunks where !repo.objects.contains(c.id) {
-                    missing.insert(c.id)
-                    firstPath = firstPath ?? t.path
-                }
-            }
-        }
-        guard !missing.isEmpty else { return }
-        guard let remote = try repo.partialRemote() else {
-            throw MLStoreError(.notFound, "the content of '\(firstPath ?? "?")' (and \(missing.count - 1) more objects) is not in the store",
-                               hint: "fetch it from a remote (`mlstore pull`), or run `mlstore fsck`")
-        }
-        _ = try repo.fetchContent(missing, from: remote, progress: progress)
-    }
-
-    /// Writes one file or symlink through `writer` and returns its final stat.
-    func writeEntry(_ path: String, _ entry: TreeEntry, writer: SafeWriter, progress: ProgressReporter?) throws -> FileStat {
-        switch entry.kind {
-        case .symlink:
-            let target = String(decoding: try repo.objects.read(entry.id, as: .blob), as: UTF8.self)
-            return try writer.writeSymlink(path, target: target)
-        case .file:
-            let bytes = try repo.objects.read(entry.id, as: .blob)
-            guard bytes.count == entry.size else {
-                throw MLStoreError.corruptObject(entry.id.hex, "is \(bytes.count) bytes but the tree says \(entry.size)")
-            }
-            return try writer.writeFile(path, mode: entry.mode) { emit in
-                try bytes.withUnsafeBytes { try emit($0) }
-                progress?.advance(bytes: Int64(bytes.count))
-            }
-        case .chunked:
-            let file = try repo.chunkedFile(entry.id)
-            guard file.fileSize == entry.size else {
-                throw MLStoreError.corruptObject(entry.id.hex, "describes \(file.fileSize) bytes but the tree says \(entry.size)")
-            }
-            let objects = repo.objects
-            let chunks = file.chunks
-            return try writer.writeFile(path, mode: entry.mode) { emit in
-                try orderedParallelMap(count: chunks.count) { i in
-                    let bytes = try objects.read(chunks[i].id, as: .blob)
-                    guard bytes.count == Int(chunks[i].length) else {
-                        throw MLStoreError.corruptObject(chunks[i].id.hex, "is \(bytes.count) bytes but its chunk list says \(chunks[i].length)")
-                    }
-                    return bytes
-                } consume: { _, bytes in
-                    try bytes.withUnsafeBytes { try emit($0) }
-                    progress?.advance(bytes: Int64(bytes.count))
-                }
-            }
-        case .directory:
-            throw MLStoreError(.corrupt, "unexpected directory entry \(path) in a file list")
-        }
-    }
 }
 
 /// Writes into the workspace through directory descriptors opened with `O_NOFOLLOW`, so no write can
@@ -323,5 +261,80 @@ final class SafeWriter {
             if (try? Sys.unlinkat(parent, Path.basename(d), directory: true, display: root + "/" + d)) == nil { break }
             d = Path.parent(d)
         }
+    }
+}
+
+extension Repository {
+    /// In a partial clone, fetches the contents the checkout needs from the partial remote; elsewhere a
+    /// missing content object is an error naming the path.
+    public func fetchMissingContent(_ todo: [(path: String, entry: TreeEntry)], progress: ProgressReporter?) throws {
+        var missing = Set<ObjectID>()
+        var first: (path: String, id: ObjectID)?
+        for t in todo {
+            if !objects.contains(t.entry.id) {
+                missing.insert(t.entry.id)
+                first = first ?? (t.path, t.entry.id)
+            } else if t.entry.kind == .chunked {
+                for c in try chunkedFile(t.entry.id).chunks where !objects.contains(c.id) {
+                    missing.insert(c.id)
+                    first = first ?? (t.path, c.id)
+                }
+            }
+        }
+        guard !missing.isEmpty else { return }
+        guard let remote = try partialRemote() else {
+            throw MLStoreError(.notFound, "object \(first?.id.hex ?? "?") (content of '\(first?.path ?? "?")') is not in the store\(missing.count > 1 ? ", nor \(missing.count - 1) more" : "")",
+                               hint: "fetch it from a remote (`mlstore pull`), or run `mlstore fsck`")
+        }
+        _ = try fetchContent(missing, from: remote, progress: progress)
+    }
+
+    /// Writes one file or symlink through `writer` and returns its final stat.
+    func writeEntry(_ path: String, _ entry: TreeEntry, writer: SafeWriter, progress: ProgressReporter?) throws -> FileStat {
+        switch entry.kind {
+        case .symlink:
+            let target = String(decoding: try objects.read(entry.id, as: .blob), as: UTF8.self)
+            return try writer.writeSymlink(path, target: target)
+        case .file:
+            let bytes = try objects.read(entry.id, as: .blob)
+            guard bytes.count == entry.size else {
+                throw MLStoreError.corruptObject(entry.id.hex, "is \(bytes.count) bytes but the tree says \(entry.size)")
+            }
+            return try writer.writeFile(path, mode: entry.mode) { emit in
+                try bytes.withUnsafeBytes { try emit($0) }
+                progress?.advance(bytes: Int64(bytes.count))
+            }
+        case .chunked:
+            let file = try chunkedFile(entry.id)
+            guard file.fileSize == entry.size else {
+                throw MLStoreError.corruptObject(entry.id.hex, "describes \(file.fileSize) bytes but the tree says \(entry.size)")
+            }
+                        let chunks = file.chunks
+            let objects = self.objects
+            return try writer.writeFile(path, mode: entry.mode) { emit in
+                try orderedParallelMap(count: chunks.count) { i in
+                    let bytes = try objects.read(chunks[i].id, as: .blob)
+                    guard bytes.count == Int(chunks[i].length) else {
+                        throw MLStoreError.corruptObject(chunks[i].id.hex, "is \(bytes.count) bytes but its chunk list says \(chunks[i].length)")
+                    }
+                    return bytes
+                } consume: { _, bytes in
+                    try bytes.withUnsafeBytes { try emit($0) }
+                    progress?.advance(bytes: Int64(bytes.count))
+                }
+            }
+        case .directory:
+            throw MLStoreError(.corrupt, "unexpected directory entry \(path) in a file list")
+        }
+    }
+
+    /// Writes files and symlinks into any directory (not necessarily a workspace), safely.
+    public func materialize(_ entries: [(path: String, entry: TreeEntry)], into directory: String, progress: ProgressReporter? = nil) throws {
+        for (p, _) in entries { try Workspace.validateRelative(p) }
+        try Sys.mkdirs(directory)
+        let writer = try SafeWriter(root: directory)
+        for (p, _) in entries { try writer.checkParents(p, allowReplacing: []) }
+        try fetchMissingContent(entries, progress: progress)
+        for (p, e) in entries { _ = try writeEntry(p, e, writer: writer, progress: progress) }
     }
 }

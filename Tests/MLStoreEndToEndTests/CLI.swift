@@ -362,3 +362,149 @@ func isObjectID(_ s: String) -> Bool {
 func hex(_ bytes: some Sequence<UInt8>) -> String {
     bytes.map { String(format: "%02x", $0) }.joined()
 }
+
+// MARK: - Helpers for lineage, refs and registry tests
+
+extension Workspace {
+    /// Runs with extra environment variables (e.g. a pinned `MLSTORE_AUTHOR_DATE`); an empty value unsets
+    /// an `MLSTORE_*` variable as far as mlstore is concerned.
+    @discardableResult
+    func run(env: [String: String], _ args: String..., in sub: String = "") throws -> CLI.Output {
+        try CLI.mlstore(args, in: path(sub), env: env)
+    }
+
+    @discardableResult
+    func run(env: [String: String], _ args: [String], in sub: String = "") throws -> CLI.Output {
+        try CLI.mlstore(args, in: path(sub), env: env)
+    }
+
+    /// Runs with extra environment variables and requires exit 0; returns stdout.
+    @discardableResult
+    func ok(env: [String: String], _ args: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let r = try CLI.mlstore(args, in: root, env: env)
+        try #require(r.status == 0, "mlstore \(args.joined(separator: " ")) failed: \(r)", sourceLocation: sourceLocation)
+        return r.stdout
+    }
+
+    /// Runs with extra environment variables and requires exit 0; returns stdout.
+    @discardableResult
+    func ok(env: [String: String], _ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let r = try CLI.mlstore(args, in: root, env: env)
+        try #require(r.status == 0, "mlstore \(args.joined(separator: " ")) failed: \(r)", sourceLocation: sourceLocation)
+        return r.stdout
+    }
+
+    /// Runs (with `--json` added), requires exit 0 and parses stdout as JSON.
+    func json(_ args: String..., env: [String: String] = [:], sourceLocation: SourceLocation = #_sourceLocation) throws -> Any {
+        let r = try CLI.mlstore(args + ["--json"], in: root, env: env)
+        try #require(r.status == 0, "mlstore \(args.joined(separator: " ")) --json failed: \(r)", sourceLocation: sourceLocation)
+        return try #require(try? JSONTools.parse(r.stdoutData), "not JSON: \(r.stdout)", sourceLocation: sourceLocation)
+    }
+
+    /// `show <rev> --json` as a dictionary.
+    func showJSON(_ rev: String = "HEAD", sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        try #require(try json("show", rev, sourceLocation: sourceLocation) as? [String: Any], sourceLocation: sourceLocation)
+    }
+
+    /// The full id a revision resolves to (via `show --json`).
+    func commitID(_ rev: String = "HEAD", sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        try #require(try showJSON(rev, sourceLocation: sourceLocation)["id"] as? String, sourceLocation: sourceLocation)
+    }
+
+    /// The raw header lines of a commit (`cat-object -p`), e.g. `params` → hex id.
+    func commitHeaders(_ id: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: [String]] {
+        let text = try ok("cat-object", "-p", id, sourceLocation: sourceLocation)
+        var out: [String: [String]] = [:]
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.isEmpty { break }
+            let parts = line.split(separator: " ", maxSplits: 1)
+            out[String(parts[0]), default: []].append(parts.count > 1 ? String(parts[1]) : "")
+        }
+        return out
+    }
+
+    /// The number of commits reachable from HEAD (0 before the first commit).
+    func commitCount(sourceLocation: SourceLocation = #_sourceLocation) throws -> Int {
+        try #require(try json("log", sourceLocation: sourceLocation) as? [Any], sourceLocation: sourceLocation).count
+    }
+
+    /// `fsck` exits 0 and reports no leftovers.
+    func expectFsckClean(_ context: String = "", sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let r = try run("fsck")
+        #expect(r.status == 0, "fsck after \(context): \(r)", sourceLocation: sourceLocation)
+        #expect(!r.stdout.contains("leftover"), "fsck after \(context): \(r.stdout)", sourceLocation: sourceLocation)
+    }
+}
+
+/// An error thrown by a test helper.
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A fixed author, optionally at a fixed time (`MLSTORE_AUTHOR_DATE`, also used for the committer).
+func author(_ name: String = "Ada Lovelace", email: String = "ada@example.com", at time: Int? = nil) -> [String: String] {
+    var env = ["MLSTORE_AUTHOR_NAME": name, "MLSTORE_AUTHOR_EMAIL": email]
+    if let time { env["MLSTORE_AUTHOR_DATE"] = "\(time) +0000" }
+    return env
+}
+
+/// JSON helpers for `--json` output.
+enum JSONTools {
+    static func parse(_ data: Data) throws -> Any {
+        try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+    }
+
+    static func parse(_ text: String) -> Any {
+        (try? parse(Data(text.utf8))) ?? NSNull()
+    }
+
+    /// Sorted-key compact text of a JSON value, for exact comparison.
+    static func canonical(_ value: Any?) -> String {
+        guard let value, !(value is NSNull) else { return "null" }
+        guard let d = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]) else {
+            return "<not JSON: \(value)>"
+        }
+        return String(decoding: d, as: UTF8.self)
+    }
+
+    /// Whether `actual` is the JSON written in `expected` (compared after canonicalization).
+    static func equal(_ actual: Any?, _ expected: String) -> Bool {
+        canonical(actual) == canonical(parse(expected))
+    }
+
+    /// Undoes Swift's synthesized `Codable` encoding of an enum (`{"number": {"_0": 0.9}}` → `0.9`), so
+    /// tests that are not about the JSON shape of params/metrics/env can still check their values.
+    static func plain(_ value: Any?) -> Any? {
+        if let d = value as? [String: Any] {
+            if d.count == 1, let (k, v) = d.first, ["null", "bool", "number", "string", "array", "object"].contains(k),
+                let inner = v as? [String: Any]
+            {
+                if k == "null", inner.isEmpty { return NSNull() }
+                if inner.count == 1, let x = inner["_0"] { return plain(x) }
+            }
+            return d.mapValues { plain($0) ?? NSNull() }
+        }
+        if let a = value as? [Any] { return a.map { plain($0) ?? NSNull() } }
+        return value
+    }
+
+    static func number(_ value: Any?) -> Double? {
+        switch value {
+        case let d as Double: d
+        case let i as Int: Double(i)
+        case let n as NSNumber: n.doubleValue
+        default: nil
+        }
+    }
+
+    /// Whether the value contains the synthesized enum encoding anywhere.
+    static func hasEnumEncoding(_ value: Any?) -> Bool { canonical(value) != canonical(plain(value)) }
+}
+
+extension Dictionary where Key == String, Value == Any {
+    subscript(dict key: String) -> [String: Any]? { self[key] as? [String: Any] }
+    subscript(array key: String) -> [Any]? { self[key] as? [Any] }
+    subscript(string key: String) -> String? { self[key] as? String }
+    subscript(number key: String) -> Double? { JSONTools.number(self[key]) }
+}

@@ -44,7 +44,8 @@ extension MLStoreCommand {
             let current = try repo.refs.head().branchName
             let branches = repo.refs.list("refs/heads/")
             if options.json {
-                return try Terminal.printJSON(branches.map { ["name": String($0.name.dropFirst(11)), "commit": $0.id.hex, "current": String(String($0.name.dropFirst(11)) == current)] })
+                struct Row: Encodable { var name: String; var commit: String; var current: Bool }
+                return try Terminal.printJSON(branches.map { Row(name: String($0.name.dropFirst(11)), commit: $0.id.hex, current: String($0.name.dropFirst(11)) == current) })
             }
             for (ref, id) in branches {
                 let b = String(ref.dropFirst(11))

@@ -267,7 +267,7 @@ extension MLStoreCommand {
                     default: sizes = "\(Terminal.bytes(f.oldSize ?? 0)) → \(Terminal.bytes(f.newSize ?? 0))"
                     }
                     let color: Terminal.Color = f.change == .added ? .green : f.change == .deleted ? .red : .yellow
-                    print("  " + Terminal.paint(f.change.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0), color) + f.path + "  (\(sizes))")
+                    print("  " + Terminal.paint(f.change.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0), color) + f.path + "  (\(sizes))")
                 }
             }
             for (title, values) in [("Params:", d.params), ("Metrics:", d.metrics)] where !values.isEmpty {
