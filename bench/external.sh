@@ -9,6 +9,11 @@
 #              the incremental add of version 2 and how much each store grows
 #   files      20,000 files of 4 KiB in 100 directories (200 per directory)
 #   csv        256 MiB of numeric CSV rows (mawk, srand(42))
+# Operations per workload and tool (the "op" field of each JSON row):
+#   hash (openssl), copy (cp), init, add (git: add+commit), status (unchanged
+#   tree), checkout (delete the workspace copy, restore it from the store),
+#   push (to a local bare repo / directory remote), clone (from that remote).
+#   mlstore push/clone do not exist yet: their rows are marked "skipped".
 #
 # All data derives from fixed keys/seeds, so two runs on two machines hash the
 # same (digests are written into the JSON).  Run with --help for the options.
@@ -32,7 +37,7 @@ stdout and a JSON report.
   --work DIR       working directory (default: \${TMPDIR:-/tmp}/mlstore-external-bench)
   --runs N         timed runs per measurement; the median is reported
                    (default: 3, or 1 with --quick)
-  --mlstore PATH   also time this mlstore binary (init, add, status)
+  --mlstore PATH   also time this mlstore binary (init, add, status, checkout)
   --install        apt-get install missing git-lfs hyperfine time, and
                    pip install dvc into WORK/venv
   --keep           keep generated data and scratch repos (reused by the next
@@ -303,9 +308,11 @@ gen_data() { # generates what the selected workloads need; a stamp per data set
 
 # ------------------------------------------------------------ measurement ---
 # fields joined by US (0x1f):
-#   workload tool runs median_s peak_kib stored_bytes status times gnu_times note
+#   workload tool runs median_s peak_kib stored_bytes status times gnu_times
+#   note op tool_key added_bytes
+# OP and TK (set by m) name the operation and the tool family of the row.
 ROWS=()
-SEQ=0 LAST_DIR="" CUR=""
+SEQ=0 LAST_DIR="" CUR="" OP="" TK=""
 
 du_b() { if [[ -e $1 ]]; then du -sb -- "$1" | cut -f1; else echo 0; fi; }
 median() { sort -g | "$AWK" '{ a[NR] = $1 } END {
@@ -331,9 +338,9 @@ run_timed() { # DIR CMD: run CMD in DIR, write "wall_s peak_kib gnu_e_s" to TIME
   return "$rc"
 }
 
-add_row() { # workload tool runs median peak stored status times note
+add_row() { # workload tool runs median peak stored status times gtimes note [added]
   local IFS=$'\x1f' # not whitespace, so empty fields survive 'read'
-  ROWS+=("$*")
+  ROWS+=("$1$IFS$2$IFS$3$IFS$4$IFS$5$IFS$6$IFS$7$IFS$8$IFS$9$IFS${10}$IFS$OP$IFS$TK$IFS${11:-}")
 }
 
 # measure WORKLOAD TOOL SETUP CMD [STORED_PATH [NOTE]]
@@ -342,22 +349,43 @@ add_row() { # workload tool runs median peak stored status times note
 #   directory is kept (LAST_DIR).  SETUP may write the store size before the
 #   timed step to BEFORE_FILE; the row then notes how much the store grew.
 #   SETUP empty: CMD runs in CUR after one untimed warm-up run.
+#   SETUP @FUNC: CMD runs in CUR; FUNC CUR runs there untimed (then sync)
+#   before every run, e.g. to delete what CMD restores.
 #   STORED_PATH (relative to the run directory) is du -sb'd after the last run.
+# m OP TOOL_KEY WORKLOAD TOOL ...: measure with the row's op and tool family.
+m() { OP=$1 TK=$2; shift 2; measure "$@"; }
 measure() {
   local wl=$1 tool=$2 setup=$3 cmd=$4 stored_path=${5:-} extra=${6:-}
   local r rc e m g dir="" prev="" log name peak="" status=ok note="" stored="" med="" before
+  local added="" inplace=0
   local times=() gtimes=()
   name=$(slug "$wl-$tool")
   log=$LOGS/$name.log
   rm -f -- "$BEFORE_FILE"
   info "$wl: $tool"
   printf '$ %s\n' "$cmd" >"$log"
-  if [[ -z $setup ]]; then
+  if [[ $setup == @* ]]; then
+    inplace=1 setup=${setup#@} dir=$CUR
+  elif [[ -z $setup ]]; then
     dir=$CUR
     (run_timed "$dir" "$cmd") >>"$log" 2>&1 || true
   fi
   for ((r = 1; r <= RUNS; r++)); do
-    if [[ -n $setup ]]; then
+    if ((inplace)); then
+      set +e
+      (
+        set -e
+        cd -- "$dir"
+        "$setup" "$dir"
+      ) >>"$log" 2>&1
+      rc=$?
+      set -e
+      if ((rc != 0)); then
+        status=failed note="setup failed (exit $rc), see $log"
+        break
+      fi
+      sync
+    elif [[ -n $setup ]]; then
       prev=$dir
       dir=$SCRATCH/$((++SEQ))-$name
       mkdir -p -- "$dir"
@@ -396,6 +424,7 @@ measure() {
       stored=$(du_b "$dir/$stored_path")
       if [[ -f $BEFORE_FILE ]]; then
         before=$(<"$BEFORE_FILE")
+        added=$((stored - before))
         note=$("$AWK" -v a="$before" -v b="$stored" -v f="$MODEL_BYTES" 'BEGIN {
           printf "v1 store %.1f MiB; v2 added %.1f MiB = %.1f%% of the file", a / 1048576, (b - a) / 1048576, (b - a) * 100 / f }')
       fi
@@ -411,10 +440,15 @@ measure() {
   )" "$(
     IFS=,
     printf '%s' "${gtimes[*]}"
-  )" "$note"
+  )" "$note" "$added"
 }
 
-unavailable() { add_row "$1" "$2" 0 "" "" "" unavailable "" "" "$3"; }
+unavailable() { # WORKLOAD TOOL NOTE
+  OP=all TK=${2/git lfs/lfs}
+  add_row "$1" "$2" 0 "" "" "" unavailable "" "" "$3"
+}
+# skipped OP TOOL_KEY WORKLOAD TOOL NOTE: a row for something not measurable yet.
+skipped() { OP=$1 TK=$2; add_row "$3" "$4" 0 "" "" "" skipped "" "" "$5"; }
 reset_scratch() { ((KEEP)) || rm -rf -- "${SCRATCH:?}"/*; } # --keep keeps every repo
 
 # --------------------------------------------------------- setup helpers ---
@@ -461,6 +495,13 @@ setup_dvc_remote() {
   mkdir -p remote
   (cd -- "$DVC_REPO" && "$DVC" remote add -f -d bench "$1/remote")
 }
+setup_dvc_clone() { # a fresh repo with DVC_REPO's metadata and remote, empty cache
+  git init -q .
+  cp -r -- "$DVC_REPO/.dvc" .dvc
+  rm -rf -- .dvc/cache .dvc/tmp
+  cp -- "$DVC_REPO/$W_NAME.dvc" .
+}
+prep_delete() { rm -rf -- "$W_NAME"; } # before each timed checkout
 setup_ml() { place_data && "$MLSTORE" init; }
 setup_ml_v2() {
   setup_ml
@@ -476,42 +517,49 @@ declare -A LABEL=(
   [files]="files-${NFILES}x$(human "$FILE_BYTES")"
   [csv]="csv-$(human "$CSV_BYTES")"
 )
+declare -A WKEY=() # label -> workload key
+for w in "${!LABEL[@]}"; do WKEY[${LABEL[$w]}]=$w; done
 
 bench_one() { # model | files | csv
-  local wl=$1 label=${LABEL[$1]} cmd
+  local wl=$1 label=${LABEL[$1]} cmd name
   case $wl in
     model) W_SRC=$DATA/model.bin W_NAME=model.bin W_PAT='*.bin' ;;
     files) W_SRC=$DATA/files W_NAME=files W_PAT='*.bin' ;;
     csv) W_SRC=$DATA/data.csv W_NAME=data.csv W_PAT='*.csv' ;;
   esac
+  name=$(q "$W_NAME")
   warm "$W_SRC"
 
   if tool_on openssl; then
     CUR=$DATA
     if [[ -d $W_SRC ]]; then
-      measure "$label" "openssl dgst -sha256 (find -exec +)" "" \
-        "find $(q "$W_NAME") -type f -exec openssl dgst -sha256 {} + >/dev/null"
+      m hash openssl "$label" "openssl dgst -sha256 (find -exec +)" "" \
+        "find $name -type f -exec openssl dgst -sha256 {} + >/dev/null"
     else
-      measure "$label" "openssl dgst -sha256" "" "openssl dgst -sha256 $(q "$W_NAME")"
+      m hash openssl "$label" "openssl dgst -sha256" "" "openssl dgst -sha256 $name"
     fi
   fi
 
   if tool_on cp; then
     if [[ -d $W_SRC ]]; then
-      measure "$label" "cp -r" setup_empty "cp -r $(q "$W_SRC") copy" copy
+      m copy cp "$label" "cp -r" setup_empty "cp -r $(q "$W_SRC") copy" copy
     else
-      measure "$label" "cp" setup_empty "cp $(q "$W_SRC") copy" copy
+      m copy cp "$label" "cp" setup_empty "cp $(q "$W_SRC") copy" copy
     fi
     reset_scratch
   fi
 
   if tool_on git; then
     if ((HAVE_GIT)); then
-      measure "$label" "git add+commit" setup_git "git add -A && git commit -q -m data" .git
+      m add git "$label" "git add+commit" setup_git "git add -A && git commit -q -m data" .git
       GIT_REPO=$LAST_DIR CUR=$LAST_DIR
-      measure "$label" "git status (unchanged)" "" "git status"
-      measure "$label" "git push (local bare)" setup_bare \
+      m status git "$label" "git status (unchanged)" "" "git status"
+      m checkout git "$label" "git checkout -- (restore deleted)" @prep_delete "git checkout -- $name"
+      m push git "$label" "git push (local bare)" setup_bare \
         "git -C $(q "$GIT_REPO") push -q \"\$PWD/remote.git\" HEAD:refs/heads/main" remote.git
+      GIT_REMOTE=$LAST_DIR/remote.git
+      m clone git "$label" "git clone (file://)" setup_empty \
+        "git clone -q $(q "file://$GIT_REMOTE") clone" clone
       reset_scratch
     else
       unavailable "$label" git "git not installed"
@@ -520,11 +568,17 @@ bench_one() { # model | files | csv
 
   if tool_on lfs; then
     if ((HAVE_LFS)); then
-      measure "$label" "git lfs add+commit ($W_PAT)" setup_lfs "git add -A && git commit -q -m data" .git/lfs
-      LFS_REPO=$LAST_DIR
-      measure "$label" "git lfs push (local bare)" setup_bare \
+      m add lfs "$label" "git lfs add+commit ($W_PAT)" setup_lfs "git add -A && git commit -q -m data" .git/lfs
+      LFS_REPO=$LAST_DIR CUR=$LAST_DIR
+      m status lfs "$label" "git status (lfs, unchanged)" "" "git status"
+      m checkout lfs "$label" "git checkout -- (lfs smudge)" @prep_delete "git checkout -- $name"
+      m push lfs "$label" "git lfs push (local bare)" setup_bare \
         "git -C $(q "$LFS_REPO") push -q \"file://\$PWD/remote.git\" HEAD:refs/heads/main" remote.git \
         "file:// remote: git-lfs hardlinks objects, no data copy"
+      LFS_REMOTE=$LAST_DIR/remote.git
+      # The isolated gitconfig has no lfs filter; give clone the one 'git lfs install' writes.
+      m clone lfs "$label" "git lfs clone (file://)" setup_empty \
+        "git -c filter.lfs.process='git-lfs filter-process' -c filter.lfs.smudge='git-lfs smudge -- %f' -c filter.lfs.clean='git-lfs clean -- %f' -c filter.lfs.required=true clone -q $(q "file://$LFS_REMOTE") clone" clone
       reset_scratch
     else
       unavailable "$label" "git lfs" "git-lfs not installed (--install)"
@@ -534,11 +588,14 @@ bench_one() { # model | files | csv
   if tool_on dvc; then
     if [[ -n $DVC ]]; then
       cmd=$(q "$DVC")
-      measure "$label" "dvc add" setup_dvc "$cmd add -q $(q "$W_NAME")" .dvc/cache
+      m add dvc "$label" "dvc add" setup_dvc "$cmd add -q $name" .dvc/cache
       DVC_REPO=$LAST_DIR CUR=$LAST_DIR
-      measure "$label" "dvc status (unchanged)" "" "$cmd status"
-      measure "$label" "dvc push (local remote)" setup_dvc_remote \
+      m status dvc "$label" "dvc status (unchanged)" "" "$cmd status"
+      m checkout dvc "$label" "dvc checkout (restore deleted)" @prep_delete "$cmd checkout -q"
+      m push dvc "$label" "dvc push (local remote)" setup_dvc_remote \
         "cd $(q "$DVC_REPO") && $cmd push -q" remote
+      m clone dvc "$label" "dvc pull (fresh repo)" setup_dvc_clone "$cmd pull -q" . \
+        "repo metadata copied untimed; pull = fetch to cache + checkout"
       reset_scratch
     else
       unavailable "$label" dvc "dvc not installed (--install)"
@@ -547,10 +604,16 @@ bench_one() { # model | files | csv
 
   if tool_on mlstore && [[ -n $MLSTORE ]]; then
     cmd=$(q "$MLSTORE")
-    measure "$label" "mlstore init" place_data "$cmd init"
-    measure "$label" "mlstore add" setup_ml "$cmd add $(q "$W_NAME")" .mlstore
+    m init mlstore "$label" "mlstore init" place_data "$cmd init"
+    m add mlstore "$label" "mlstore add" setup_ml "$cmd add $name" .mlstore
     CUR=$LAST_DIR
-    measure "$label" "mlstore status (unchanged)" "" "$cmd status"
+    m status mlstore "$label" "mlstore status (unchanged)" "" "$cmd status"
+    m checkout mlstore "$label" "mlstore checkout -- (restore deleted)" @prep_delete "$cmd checkout -- $name"
+    # TODO(remotes): when push/clone exist, measure them like git's rows above:
+    #   m push mlstore ... setup_ml_bare "$cmd push <dir remote>" remote
+    #   m clone mlstore ... setup_empty "$cmd clone <dir remote> clone" clone
+    skipped push mlstore "$label" "mlstore push (directory remote)" "mlstore push/clone: not implemented yet"
+    skipped clone mlstore "$label" "mlstore clone (directory remote)" "mlstore push/clone: not implemented yet"
     reset_scratch
   fi
 }
@@ -561,7 +624,7 @@ bench_v2() { # add version 2 of the model on top of a store holding version 1
   warm "$W_SRC" "$W_MOD"
   if tool_on git; then
     if ((HAVE_GIT)); then
-      measure "$label" "git add+commit v2" setup_git_v2 "git add -A && git commit -q -m v2" .git
+      m add git "$label" "git add+commit v2" setup_git_v2 "git add -A && git commit -q -m v2" .git
       reset_scratch
     else
       unavailable "$label" git "git not installed"
@@ -569,7 +632,7 @@ bench_v2() { # add version 2 of the model on top of a store holding version 1
   fi
   if tool_on lfs; then
     if ((HAVE_LFS)); then
-      measure "$label" "git lfs add+commit v2" setup_lfs_v2 "git add -A && git commit -q -m v2" .git/lfs
+      m add lfs "$label" "git lfs add+commit v2" setup_lfs_v2 "git add -A && git commit -q -m v2" .git/lfs
       reset_scratch
     else
       unavailable "$label" "git lfs" "git-lfs not installed (--install)"
@@ -578,7 +641,7 @@ bench_v2() { # add version 2 of the model on top of a store holding version 1
   if tool_on dvc; then
     if [[ -n $DVC ]]; then
       cmd=$(q "$DVC")
-      measure "$label" "dvc add v2" setup_dvc_v2 "$cmd add -q model.bin" .dvc/cache
+      m add dvc "$label" "dvc add v2" setup_dvc_v2 "$cmd add -q model.bin" .dvc/cache
       reset_scratch
     else
       unavailable "$label" dvc "dvc not installed (--install)"
@@ -586,7 +649,7 @@ bench_v2() { # add version 2 of the model on top of a store holding version 1
   fi
   if tool_on mlstore && [[ -n $MLSTORE ]]; then
     cmd=$(q "$MLSTORE")
-    measure "$label" "mlstore add v2" setup_ml_v2 "$cmd add model.bin" .mlstore
+    m add mlstore "$label" "mlstore add v2" setup_ml_v2 "$cmd add model.bin" .mlstore
     reset_scratch
   fi
 }
@@ -611,11 +674,11 @@ peak_mib() { [[ -z $1 ]] || "$AWK" -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'
 
 print_table() {
   local fmt='%-20s %-36s %4s %10s %9s %14s %10s  %s\n' row
-  local wl tool runs med peak stored status times gtimes note
+  local wl tool runs med peak stored status times gtimes note op tk added
   # shellcheck disable=SC2059 # fmt is a constant
   printf "$fmt" WORKLOAD TOOL RUNS MEDIAN_S PEAK_MIB STORED_BYTES STORED NOTE
   for row in "${ROWS[@]}"; do
-    IFS=$'\x1f' read -r wl tool runs med peak stored status times gtimes note <<<"$row"
+    IFS=$'\x1f' read -r wl tool runs med peak stored status times gtimes note op tk added <<<"$row"
     [[ $status == ok ]] || { note="$status${note:+: $note}"; med=-; }
     # shellcheck disable=SC2059
     printf "$fmt" "$wl" "$tool" "$runs" "${med:--}" "$(peak_mib "$peak")" "${stored:--}" \
@@ -624,7 +687,7 @@ print_table() {
 }
 
 write_json() {
-  local row wl tool runs med peak stored status times gtimes note sep="" w t i
+  local row wl tool runs med peak stored status times gtimes note op tk added sep="" w t i
   local cpu kernel mem fs os
   cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)
   kernel=$(uname -srm)
@@ -678,10 +741,10 @@ write_json() {
     printf '  "rows": [\n'
     sep=""
     for row in "${ROWS[@]}"; do
-      IFS=$'\x1f' read -r wl tool runs med peak stored status times gtimes note <<<"$row"
-      printf '%s    {"workload": %s, "tool": %s, "status": %s, "runs": %d, "median_s": %s, "times_s": [%s], "gnu_time_e_s": [%s], "peak_rss_mib": %s, "stored_bytes": %s, "note": %s}' \
-        "$sep" "$(json_str "$wl")" "$(json_str "$tool")" "$(json_str "$status")" "$runs" \
-        "$(json_num "$med")" "${times//,/, }" "${gtimes//,/, }" "$(json_num "$(peak_mib "$peak")")" "$(json_num "$stored")" "$(json_str "$note")"
+      IFS=$'\x1f' read -r wl tool runs med peak stored status times gtimes note op tk added <<<"$row"
+      printf '%s    {"workload": %s, "workload_key": %s, "op": %s, "tool_key": %s, "tool": %s, "status": %s, "runs": %d, "median_s": %s, "times_s": [%s], "gnu_time_e_s": [%s], "peak_rss_mib": %s, "stored_bytes": %s, "added_bytes": %s, "note": %s}' \
+        "$sep" "$(json_str "$wl")" "$(json_str "${WKEY[$wl]:-}")" "$(json_str "$op")" "$(json_str "$tk")" "$(json_str "$tool")" "$(json_str "$status")" "$runs" \
+        "$(json_num "$med")" "${times//,/, }" "${gtimes//,/, }" "$(json_num "$(peak_mib "$peak")")" "$(json_num "$stored")" "$(json_num "$added")" "$(json_str "$note")"
       sep=$',\n'
     done
     printf '\n  ]\n}\n'
