@@ -57,7 +57,7 @@ public final class DirectoryRemote: RemoteTransport, @unchecked Sendable {
     public func refs() throws -> [String: ObjectID] {
         let r = try store()
         var out: [String: ObjectID] = [:]
-        for prefix in ["refs/heads/", "refs/tags/", "refs/stages/"] {
+        for prefix in ["refs/heads/", "refs/tags/", "refs/stages/", "refs/runs/"] {
             for (n, id) in r.refs.list(prefix) { out[n] = id }
         }
         return out

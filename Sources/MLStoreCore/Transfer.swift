@@ -111,7 +111,7 @@ extension Repository {
             }
             out[ref] = id
         }
-        for (prefix, on) in [("refs/heads/", all), ("refs/tags/", tags || all), ("refs/stages/", stages || all)] where on {
+        for (prefix, on) in [("refs/heads/", all), ("refs/tags/", tags || all), ("refs/stages/", stages || all), ("refs/runs/", all)] where on {
             for (n, id) in refs.list(prefix) { out[n] = id }
         }
         return out.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
@@ -138,6 +138,8 @@ extension Repository {
             if let theirs {
                 if ref.hasPrefix("refs/tags/") {
                     reject = "the tag already exists on the remote at \(theirs.short) (tags do not move)"
+                } else if ref.hasPrefix("refs/runs/") {
+                    reject = "the remote has another run for the same stage key (kept; runs are cache entries)"
                 } else if ref.hasPrefix("refs/stages/") {
                     if !(try isStageAncestor(theirs, of: local)) {
                         reject = "the remote stage has records you do not have (someone else promoted); fetch, then promote again"
@@ -235,13 +237,15 @@ extension Repository {
                         try refs.update(t, to: id, expecting: .any, actor: actor, message: "fetch")
                         report.refs.append(RefUpdate(ref: t, old: old, new: id, status: old == nil ? .created : .updated))
                     }
-                } else if ref.hasPrefix("refs/tags/") {
+                } else if ref.hasPrefix("refs/tags/") || ref.hasPrefix("refs/runs/") {
                     let old = try refs.read(ref)
                     if old == nil {
                         try refs.update(ref, to: id, expecting: .absent, actor: actor, message: "fetch")
                         report.refs.append(RefUpdate(ref: ref, old: nil, new: id, status: .created))
                     } else if old != id {
-                        report.refs.append(RefUpdate(ref: ref, old: old, new: id, status: .rejected, reason: "a local tag of the same name points elsewhere"))
+                        if ref.hasPrefix("refs/tags/") {
+                            report.refs.append(RefUpdate(ref: ref, old: old, new: id, status: .rejected, reason: "a local tag of the same name points elsewhere"))
+                        }
                     }
                 }
             }

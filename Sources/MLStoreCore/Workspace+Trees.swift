@@ -2,7 +2,7 @@ import MLStoreBasics
 
 extension Workspace {
     /// Builds the tree objects for `entries` (workspace-relative file entries) into `batch`; returns the root id.
-    public static func buildTree(_ entries: [IndexEntry], into batch: ObjectBatch) throws -> (id: ObjectID, size: Int64) {
+    public static func buildTree(_ entries: [IndexEntry], into batch: ObjectBatch?) throws -> (id: ObjectID, size: Int64) {
         var children: [String: [IndexEntry]] = [:]
         var files: [TreeEntry] = []
         for e in entries {
@@ -20,7 +20,7 @@ extension Workspace {
             files.append(TreeEntry(kind: .directory, mode: 0o755, size: size, name: name, id: id))
         }
         let tree = try Tree(entries: files)
-        let id = try batch.add(kind: .tree, payload: tree.encoded())
+        let id = try batch?.add(kind: .tree, payload: tree.encoded()) ?? tree.id
         return (id, tree.totalSize)
     }
 

@@ -159,10 +159,10 @@ extension MLStoreCommand {
             } else {
                 if let id = try? repo.objects.resolve(prefix: start) {
                     artifact = id
-                } else if let ws = try? options.workspace(), let head = try repo.headTree(),
-                    let e = try repo.lookup(try ws.relativePath(start, cwd: Sys.currentDirectory()), in: head)
+                } else if let ws = try? options.workspace(), let rel = try? ws.relativePath(start, cwd: Sys.currentDirectory()),
+                    let id = try (try repo.headTree()).flatMap({ try repo.lookup(rel, in: $0)?.id }) ?? WorkspaceIndex.load(repo)[rel]?.id
                 {
-                    artifact = e.id
+                    artifact = id
                 } else {
                     throw MLStoreError(.notFound, "'\(start)' is not a revision, a path in HEAD, or an object id")
                 }
