@@ -32,6 +32,8 @@ extension Workspace {
         public var force = false
         public var dryRun = false
         public var captureEnv = true
+        /// Send stage commands' standard output to standard error (for `--json`).
+        public var stdoutToStderr = false
         public init() {}
     }
 
@@ -241,7 +243,7 @@ final class PipelineRunner: @unchecked Sendable {
         log("Running stage '\(s.name)':\n> \(s.commands.joined(separator: "\n> "))")
         let cwd = s.wdir.isEmpty ? ws.root : ws.absolute(Pipeline.normalize(s.wdir))
         for cmd in s.commands {
-            let (status, _) = try CommandRunner.run(["sh", "-c", cmd], cwd: cwd)
+            let (status, _) = try CommandRunner.run(["sh", "-c", cmd], cwd: cwd, stdoutToStderr: options.stdoutToStderr)
             if status != 0 {
                 log("Stage '\(s.name)' failed: `\(cmd)` exited with status \(status)")
                 return StageOutcome(stage: s.name, status: .failed, key: k.key, commit: nil, seconds: Repository.monotonic() - start, exitStatus: status)

@@ -39,6 +39,8 @@ extension Repository {
         public var rebuildEnv = false
         /// Metrics-only check: pass when every metric is within this absolute tolerance.
         public var tolerance: Double?
+        /// Send the command's standard output to standard error (for `--json`).
+        public var stdoutToStderr = false
         public init() {}
     }
 
@@ -118,9 +120,12 @@ extension Repository {
         var byPath: [String: TreeEntry] = [:]
         for e in entries { byPath[e.path] = e.entry }
         let recordedOutputs = Set(c.outputs.map(\.path))
-        // In place, outputs are left for the command to overwrite; elsewhere nothing of them is restored.
-        let restore = byPath.filter { p, _ in !recordedOutputs.contains(p) && !recordedOutputs.contains { p.hasPrefix($0 + "/") } }
+        // Outputs are never restored (the command must make them). In place, files that exist are used as
+        // they are — the check is then "does this workspace still reproduce the run?" — and only missing
+        // code and inputs are restored, so no local edit is overwritten.
+        var restore = byPath.filter { p, _ in !recordedOutputs.contains(p) && !recordedOutputs.contains { p.hasPrefix($0 + "/") } }
             .sorted { $0.key < $1.key }.map { (path: $0.key, entry: $0.value) }
+        if o.inPlace { restore = try restore.filter { try Sys.lstatIfExists(dir + "/" + $0.path) == nil } }
         try materialize(restore, into: dir, progress: progress)
         if let pf = c.extensionValue("params-file"), let params = c.params, (try Sys.lstatIfExists(dir + "/" + pf)) == nil {
             try Workspace.validateRelative(pf)
@@ -157,7 +162,7 @@ extension Repository {
         }
         // 4. Run.
         let cwd = c.extensionValue("cwd").map { dir + "/" + $0 } ?? dir
-        let (status, seconds) = try CommandRunner.run(command, cwd: cwd, environment: environment)
+        let (status, seconds) = try CommandRunner.run(command, cwd: cwd, environment: environment, stdoutToStderr: o.stdoutToStderr)
         // 5. Compare outputs and metrics.
         var outputs: [ReproduceReport.Output] = []
         for out in c.outputs {

@@ -3,13 +3,16 @@ import MLStoreBasics
 
 /// Runs a command with inherited standard streams; returns its exit status (128 + signal if killed).
 public enum CommandRunner {
-    public static func run(_ argv: [String], cwd: String, environment: [String: String]? = nil) throws -> (status: Int32, seconds: Double) {
+    /// With `stdoutToStderr` the command's standard output goes to mlstore's standard error (so `--json`
+    /// output stays clean).
+    public static func run(_ argv: [String], cwd: String, environment: [String: String]? = nil, stdoutToStderr: Bool = false) throws -> (status: Int32, seconds: Double) {
         guard !argv.isEmpty else { throw MLStoreError(.usage, "no command to run") }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = argv
         p.currentDirectoryURL = URL(fileURLWithPath: cwd)
         if let environment { p.environment = environment }
+        if stdoutToStderr { p.standardOutput = FileHandle.standardError }
         let start = Repository.monotonic()
         do { try p.run() } catch {
             throw MLStoreError(.failed, "cannot start \(argv[0]): \(error)")
@@ -42,6 +45,8 @@ extension Workspace {
         public var captureEnv = true
         /// Workspace-relative directory the command runs in.
         public var cwd = ""
+        /// Send the command's standard output to standard error (for `--json`).
+        public var stdoutToStderr = false
         public init(command: [String]) { self.command = command }
     }
 
@@ -55,7 +60,7 @@ extension Workspace {
         // Validate params before running anything.
         let params = try RunValues.params(files: o.paramsFiles.map { absolute($0) }, assignments: o.paramAssignments)
         if !o.inputs.isEmpty { _ = try add(o.inputs) }
-        let (status, seconds) = try CommandRunner.run(o.command, cwd: absolute(o.cwd))
+        let (status, seconds) = try CommandRunner.run(o.command, cwd: absolute(o.cwd), stdoutToStderr: o.stdoutToStderr)
         guard status == 0 || o.recordFailures else {
             return RunResult(commit: nil, exitStatus: status, seconds: seconds, recorded: false)
         }

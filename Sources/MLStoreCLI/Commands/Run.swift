@@ -43,6 +43,7 @@ extension MLStoreCommand {
             o.captureCode = !noCode
             o.captureEnv = !noEnv
             o.cwd = try ws.relativePath(cwd, cwd: cwd)
+            o.stdoutToStderr = options.json
             let r = try ws.run(o)
             if options.json {
                 try Terminal.printJSON(r)
@@ -85,6 +86,7 @@ extension MLStoreCommand {
             o.inPlace = inPlace
             o.rebuildEnv = rebuildEnv
             o.tolerance = tolerance
+            o.stdoutToStderr = options.json
             let r = try repo.reproduce(revision, options: o, progress: Terminal.progressBar())
             if options.json {
                 try Terminal.printJSON(r)
@@ -137,6 +139,7 @@ extension MLStoreCommand {
             o.force = force
             o.dryRun = dryRun
             o.captureEnv = !noEnv
+            o.stdoutToStderr = options.json
             let json = options.json
             let outcomes = try ws.repro(o) { line in
                 if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) }
