@@ -62,4 +62,27 @@ rm -rf data model.bin
 run checkout fraud@production
 run status
 run fsck
+
+echo; echo "== share: push to a shared directory remote, clone it elsewhere"
+run remote add origin "$demo/shared.mlstore"
+run push origin --all
+cd "$demo" && run clone shared.mlstore colleague && cd colleague
+run stage list
+run log --oneline
+
+echo; echo "== a real pipeline: the fixture ML project (mlstore.yaml, params.yaml, standard-library Python)"
+cp -r "$here/fixtures/mlproject" "$demo/project" && cd "$demo/project"
+git init -q -b main . && git add . && git -c user.name=Demo -c user.email=demo@example.com commit -qm "fixture project"
+run init
+run dag
+run repro -j 2 --no-env
+run repro --no-env
+sed -i 's/lr: 0.5/lr: 0.3/' params.yaml
+run repro --no-env
+sed -i 's/lr: 0.3/lr: 0.5/' params.yaml
+run repro --no-env
+run lineage model.json --up
+run run --name "train (recorded run)" --input data/train.csv --input data/test.csv --output model.json \
+    --params params.yaml --metrics metrics.json --no-env -- python3 train.py
+run reproduce HEAD
 echo; echo "demo finished OK"

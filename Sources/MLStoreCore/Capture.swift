@@ -143,10 +143,26 @@ extension JSONValue {
 
 /// Captures the code version: git HEAD, a patch of uncommitted changes, and a tree of the code files.
 public enum CodeCapture {
-    /// Returns nil outside a git work tree.
-    public static func capture(workspace root: String, into batch: ObjectBatch, importer: FileImporter = FileImporter()) throws -> CodeVersion? {
+    /// Largest file, and most files, the code tree takes outside git.
+    public static let plainFileLimit: Int64 = 1 << 20
+    public static let plainCountLimit = 10_000
+
+    /// Inside git: HEAD, patch and the git-listed files. Outside git: a code tree of the workspace files
+    /// mlstore does not track (not ignored, at most 1 MiB each), so a run can still be rebuilt.
+    public static func capture(workspace root: String, into batch: ObjectBatch, importer: FileImporter = FileImporter(),
+                               tracked: Set<String> = [], walk: (() throws -> [(path: String, stat: FileStat)])? = nil) throws -> CodeVersion? {
         let top = Subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd: root)
-        guard top.ok else { return nil }
+        guard top.ok else {
+            guard let walk else { return nil }
+            var entries: [IndexEntry] = []
+            for (p, st) in try walk() where !tracked.contains(p) && st.size <= plainFileLimit && p != ".gitignore" {
+                if entries.count >= plainCountLimit { break }
+                let f = try importer.importPath(root + "/" + p, stat: st, into: batch)
+                entries.append(IndexEntry(path: p, imported: f, stat: st))
+            }
+            guard !entries.isEmpty else { return nil }
+            return CodeVersion(tree: try Workspace.buildTree(entries, into: batch).id, gitCommit: nil, dirtyPatch: nil)
+        }
         let gitRoot = top.stdout.trimmingCharacters(in: "\n ")
         let head = Subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd: gitRoot)
         let commit = head.ok ? head.stdout.trimmingCharacters(in: "\n ") : nil

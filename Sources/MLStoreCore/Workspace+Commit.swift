@@ -52,7 +52,10 @@ extension Workspace {
             if let m = o.metrics { c.metrics = try batch.add(kind: .blob, payload: m.bytes) }
             c.command = o.command
             c.extensions = o.extensions
-            if o.captureCode { c.code = try CodeCapture.capture(workspace: root, into: batch, importer: importer) }
+            if o.captureCode {
+                let tracked = Set(index.entries.map(\.path))
+                c.code = try CodeCapture.capture(workspace: root, into: batch, importer: importer, tracked: tracked, walk: { try self.walk("") })
+            }
             if o.captureEnv { c.env = try batch.add(kind: .blob, payload: try EnvironmentCapture.capture(workspace: root, into: batch).bytes) }
 
             if !o.allowEmpty {
