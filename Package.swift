@@ -20,9 +20,11 @@ let package = Package(
             name: "CMLStoreCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         .systemLibrary(name: "CMLStoreSys"),
+        .systemLibrary(
+            name: "CMLStoreSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         // Basics: errors, hashing, compression, the syscall layer.
-        .target(name: "MLStoreBasics", dependencies: ["CMLStoreZlib", "CMLStoreCrypto", "CMLStoreSys"]),
+        .target(name: "MLStoreBasics", dependencies: ["CMLStoreZlib", "CMLStoreCrypto", "CMLStoreSys", "CMLStoreSQLite"]),
         // Core: objects, chunking, packs, trees, the workspace index, checkout.
         .target(name: "MLStoreCore", dependencies: ["MLStoreBasics", .product(name: "Yams", package: "Yams")]),
         // CLI: argument parsing and rendering over the libraries.

@@ -123,19 +123,18 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
 
     // MARK: Parsing
 
-    /// Parses JSON text (through the YAML parser: JSON is a subset of YAML 1.2).
+    /// Parses JSON text (strict RFC 8259; a hand-written parser, as params and metrics are parsed for
+    /// every indexed commit).
     public static func parse(json text: [UInt8], what: String) throws -> JSONValue {
-        guard let string = String(validating: text, as: UTF8.self) else {
-            throw MLStoreError(.usage, "\(what) is not UTF-8 text")
-        }
-        let trimmed = string.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard trimmed.hasPrefix("{") || trimmed.hasPrefix("[") else {
-            throw MLStoreError(.usage, "\(what) is not valid JSON: it must hold an object or an array")
-        }
+        var p = JSONParser(bytes: text)
         do {
-            return try parse(yaml: string, what: what)
-        } catch let e as MLStoreError {
-            throw MLStoreError(.usage, e.message.replacingOccurrences(of: "is not valid YAML", with: "is not valid JSON"), hint: e.hint)
+            p.skipSpace()
+            let v = try p.value(depth: 0)
+            p.skipSpace()
+            guard p.i == text.count else { throw JSONParser.Failure(offset: p.i, reason: "unexpected text after the value") }
+            return v
+        } catch let f as JSONParser.Failure {
+            throw MLStoreError(.usage, "\(what) is not valid JSON: \(f.reason) at byte \(f.offset)", hint: "fix the file, or pass values with --param/--metric")
         }
     }
 
@@ -257,5 +256,150 @@ extension JSONValue: Codable {
         init(_ s: String) { stringValue = s }
         init?(stringValue: String) { self.stringValue = stringValue }
         init?(intValue: Int) { nil }
+    }
+}
+
+/// A strict JSON parser over bytes.
+struct JSONParser {
+    struct Failure: Error {
+        var offset: Int
+        var reason: String
+    }
+    let bytes: [UInt8]
+    var i = 0
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func skipSpace() {
+        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0a || bytes[i] == 0x0d || bytes[i] == 0x09 { i += 1 }
+    }
+
+    func fail(_ reason: String) -> Failure { Failure(offset: i, reason: reason) }
+
+    mutating func expect(_ word: String) throws {
+        for b in word.utf8 {
+            guard i < bytes.count, bytes[i] == b else { throw fail("expected '\(word)'") }
+            i += 1
+        }
+    }
+
+    mutating func value(depth: Int) throws -> JSONValue {
+        guard depth < 512 else { throw fail("nested too deeply") }
+        guard i < bytes.count else { throw fail("unexpected end") }
+        switch bytes[i] {
+        case UInt8(ascii: "{"):
+            i += 1
+            var o: [String: JSONValue] = [:]
+            skipSpace()
+            if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+            while true {
+                skipSpace()
+                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                let k = try string()
+                skipSpace()
+                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                i += 1
+                skipSpace()
+                o[k] = try value(depth: depth + 1)
+                skipSpace()
+                guard i < bytes.count else { throw fail("unterminated object") }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+                throw fail("expected ',' or '}'")
+            }
+        case UInt8(ascii: "["):
+            i += 1
+            var a: [JSONValue] = []
+            skipSpace()
+            if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+            while true {
+                skipSpace()
+                a.append(try value(depth: depth + 1))
+                skipSpace()
+                guard i < bytes.count else { throw fail("unterminated array") }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+                throw fail("expected ',' or ']'")
+            }
+        case UInt8(ascii: "\""):
+            return .string(try string())
+        case UInt8(ascii: "t"): try expect("true"); return .bool(true)
+        case UInt8(ascii: "f"): try expect("false"); return .bool(false)
+        case UInt8(ascii: "n"): try expect("null"); return .null
+        default:
+            return .number(try number())
+        }
+    }
+
+    mutating func number() throws -> Double {
+        let start = i
+        if i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
+        func digits() -> Int {
+            let s = i
+            while i < bytes.count, bytes[i] >= 0x30, bytes[i] <= 0x39 { i += 1 }
+            return i - s
+        }
+        guard digits() > 0 else { throw Failure(offset: start, reason: "expected a value") }
+        if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+            i += 1
+            guard digits() > 0 else { throw fail("expected digits after '.'") }
+        }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+            i += 1
+            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+            guard digits() > 0 else { throw fail("expected an exponent") }
+        }
+        let text = String(decoding: bytes[start..<i], as: UTF8.self)
+        guard let d = Double(text), d.isFinite else { throw Failure(offset: start, reason: "number out of range") }
+        return d
+    }
+
+    mutating func string() throws -> String {
+        i += 1  // opening quote
+        var out = [UInt8]()
+        while true {
+            guard i < bytes.count else { throw fail("unterminated string") }
+            let b = bytes[i]
+            i += 1
+            if b == UInt8(ascii: "\"") { break }
+            if b < 0x20 { throw fail("control character in string") }
+            if b != UInt8(ascii: "\\") {
+                out.append(b)
+                continue
+            }
+            guard i < bytes.count else { throw fail("unterminated escape") }
+            let e = bytes[i]
+            i += 1
+            switch e {
+            case UInt8(ascii: "\""): out.append(0x22)
+            case UInt8(ascii: "\\"): out.append(0x5c)
+            case UInt8(ascii: "/"): out.append(0x2f)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0c)
+            case UInt8(ascii: "n"): out.append(0x0a)
+            case UInt8(ascii: "r"): out.append(0x0d)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                var code = try hex4()
+                if code >= 0xD800 && code < 0xDC00 {
+                    guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else { throw fail("unpaired surrogate") }
+                    i += 2
+                    let low = try hex4()
+                    guard low >= 0xDC00 && low < 0xE000 else { throw fail("bad surrogate pair") }
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                }
+                guard let scalar = Unicode.Scalar(code) else { throw fail("bad \\u escape") }
+                out.append(contentsOf: Array(String(Character(scalar)).utf8))
+            default: throw fail("bad escape")
+            }
+        }
+        guard let s = String(validating: out, as: UTF8.self) else { throw fail("string is not UTF-8") }
+        return s
+    }
+
+    mutating func hex4() throws -> UInt32 {
+        guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else { throw fail("bad \\u escape") }
+        i += 4
+        return v
     }
 }

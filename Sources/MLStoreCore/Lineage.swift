@@ -3,7 +3,7 @@ import MLStoreBasics
 /// The provenance graph over every known commit: which commit produced an object (outputs) and which
 /// consumed it (inputs). Up = what produced X and from what, recursively; down = what consumed X and
 /// what those runs produced.
-public struct LineageGraph: Sendable {
+public struct LineageGraph {
     public struct Node: Sendable, Codable {
         public var commit: ObjectID
         public var subject: String
@@ -13,10 +13,13 @@ public struct LineageGraph: Sendable {
         public var children: [Node]
     }
 
-    let commits: [ObjectID: Commit]
-    let producers: [ObjectID: [ObjectID]]
-    let consumers: [ObjectID: [ObjectID]]
+    /// Where the graph's facts come from: an in-memory walk of every commit, or the query index.
+    let producersOf: (ObjectID) -> [ObjectID]
+    let consumersOf: (ObjectID) -> [ObjectID]
+    let artifactsOf: (ObjectID, _ role: String) -> [Artifact]
+    let describe: (ObjectID) -> (subject: String, time: Int64)
 
+    /// Builds the graph by walking every commit reachable from any ref (no index needed).
     public init(repo: Repository) throws {
         var commits: [ObjectID: Commit] = [:]
         var producers: [ObjectID: [ObjectID]] = [:]
@@ -26,32 +29,39 @@ public struct LineageGraph: Sendable {
             for o in c.outputs { producers[o.id, default: []].append(id) }
             for i in c.inputs { consumers[i.id, default: []].append(id) }
         }
-        self.commits = commits
-        self.producers = producers
-        self.consumers = consumers
+        let sort: ([ObjectID]) -> [ObjectID] = { ids in
+            ids.sorted { (commits[$0]?.committer.time ?? 0, $0) < (commits[$1]?.committer.time ?? 0, $1) }
+        }
+        producersOf = { sort(producers[$0] ?? []) }
+        consumersOf = { sort(consumers[$0] ?? []) }
+        artifactsOf = { id, role in role == "input" ? commits[id]?.inputs ?? [] : commits[id]?.outputs ?? [] }
+        describe = { (commits[$0]?.subject ?? "", commits[$0]?.committer.time ?? 0) }
     }
 
-    public func commit(_ id: ObjectID) -> Commit? { commits[id] }
+    /// Uses the query index, so lineage stays fast on large histories.
+    public init(index: TrackingIndex) {
+        producersOf = { (try? index.producers(of: $0)) ?? [] }
+        consumersOf = { (try? index.consumers(of: $0)) ?? [] }
+        artifactsOf = { id, role in (try? index.artifacts(of: id, role: role)) ?? [] }
+        describe = { (try? index.subject(of: $0)) ?? ("", 0) }
+    }
 
     /// Commits that recorded `object` as an output, oldest first.
-    public func producers(of object: ObjectID) -> [ObjectID] { sort(producers[object] ?? []) }
-    public func consumers(of object: ObjectID) -> [ObjectID] { sort(consumers[object] ?? []) }
-
-    func sort(_ ids: [ObjectID]) -> [ObjectID] {
-        ids.sorted { (commits[$0]?.committer.time ?? 0, $0) < (commits[$1]?.committer.time ?? 0, $1) }
-    }
+    public func producers(of object: ObjectID) -> [ObjectID] { producersOf(object) }
+    public func consumers(of object: ObjectID) -> [ObjectID] { consumersOf(object) }
 
     func node(_ id: ObjectID, via: Artifact?, children: [Node]) -> Node {
-        Node(commit: id, subject: commits[id]?.subject ?? "", time: commits[id]?.committer.time ?? 0, via: via, children: children)
+        let d = describe(id)
+        return Node(commit: id, subject: d.subject, time: d.time, via: via, children: children)
     }
 
     /// Upstream of a commit: for each input, the commits that produced it, recursively.
     public func up(from id: ObjectID, depth: Int, visited: Set<ObjectID> = []) -> Node {
         var seen = visited
         seen.insert(id)
-        guard depth > 0, let c = commits[id] else { return node(id, via: nil, children: []) }
+        guard depth > 0 else { return node(id, via: nil, children: []) }
         var children: [Node] = []
-        for input in c.inputs {
+        for input in artifactsOf(id, "input") {
             for p in producers(of: input.id) where !seen.contains(p) {
                 var child = up(from: p, depth: depth - 1, visited: seen)
                 child.via = input
@@ -65,9 +75,9 @@ public struct LineageGraph: Sendable {
     public func down(from id: ObjectID, depth: Int, visited: Set<ObjectID> = []) -> Node {
         var seen = visited
         seen.insert(id)
-        guard depth > 0, let c = commits[id] else { return node(id, via: nil, children: []) }
+        guard depth > 0 else { return node(id, via: nil, children: []) }
         var children: [Node] = []
-        for output in c.outputs {
+        for output in artifactsOf(id, "output") {
             for k in consumers(of: output.id) where !seen.contains(k) {
                 var child = down(from: k, depth: depth - 1, visited: seen)
                 child.via = output

@@ -127,8 +127,10 @@ extension Repository {
         if record.timeNanos == nil {
             var ts = timespec()
             clock_gettime(CLOCK_REALTIME, &ts)
-            // A pinned author date (tests) keeps its second; the nanoseconds still order moves.
-            record.timeNanos = record.actor.time * 1_000_000_000 + Int64(ts.tv_nsec)
+            // The clock now (after the previous record was read), so moves are ordered as published. A pinned
+            // author date (MLSTORE_AUTHOR_DATE, tests) keeps its second; the nanoseconds still order moves.
+            let pinned = abs(record.actor.time - Int64(ts.tv_sec)) > 1
+            record.timeNanos = (pinned ? record.actor.time : Int64(ts.tv_sec)) * 1_000_000_000 + Int64(ts.tv_nsec)
         }
         let id = try objects.write(kind: .stage, payload: record.encoded())
         let verb = record.action == .promote ? "promote" : record.action.rawValue

@@ -81,4 +81,4 @@ func benchMain() -> Int32 {
     return failed ? 1 : 0
 }
 
-exit(benchMain())
+exit(trackingBenchMain(Array(CommandLine.arguments.dropFirst())) ?? benchMain())

@@ -109,6 +109,7 @@ extension MLStoreCommand {
                 guard let name else { throw ValidationError("give the tag to delete") }
                 guard let id = try repo.refs.read("refs/tags/" + name) else { throw MLStoreError(.notFound, "no tag named \(name)") }
                 try repo.refs.update("refs/tags/" + name, to: nil, expecting: .value(id), actor: actor, message: "tag: deleted")
+                Tracking.refresh(repo)
                 print("Deleted tag \(name) (was \(id.short))")
                 return
             }
@@ -120,6 +121,7 @@ extension MLStoreCommand {
                     value = try repo.objects.write(kind: .tag, payload: t.encoded())
                 }
                 try repo.refs.update("refs/tags/" + name, to: value, expecting: .absent, actor: actor, message: "tag: \(name)")
+                Tracking.refresh(repo)
                 if options.json { return try Terminal.printJSON(["tag": name, "object": value.hex, "commit": target.hex]) }
                 print("Tagged \(target.short) as \(name)\(message != nil ? " (annotated)" : "")")
                 return

@@ -62,6 +62,7 @@ extension MLStoreCommand {
             o.captureEnv = !noEnv
             o.allowEmpty = allowEmpty
             let (id, c) = try ws.commit(o)
+            Tracking.refresh(ws.repo)
             if options.json {
                 return try Terminal.printJSON(["commit": id.hex, "tree": c.tree.hex, "branch": (try? ws.repo.refs.head().branchName) ?? nil])
             }

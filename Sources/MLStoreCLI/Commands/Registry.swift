@@ -37,6 +37,7 @@ extension MLStoreCommand {
             let repo = try options.repository()
             let reqs = try require.map { try Requirement.parse($0) } ?? []
             let (id, r) = try repo.promote(model: model, stage: stage, to: revision, path: path, reason: message, require: reqs)
+            Tracking.refresh(repo)
             if options.json { return try Terminal.printJSON(["record": id.hex, "model": model, "stage": stage, "target": r.target?.hex ?? ""]) }
             print("\(model)@\(stage) → \(Terminal.paint(r.target?.short ?? "-", .yellow)) (record \(id.short))")
         }
@@ -60,6 +61,7 @@ extension MLStoreCommand {
         func run() throws {
             let repo = try options.repository()
             let (id, r) = try repo.rollback(model: model, stage: stage, reason: message)
+            Tracking.refresh(repo)
             if options.json { return try Terminal.printJSON(["record": id.hex, "model": model, "stage": stage, "target": r.target?.hex ?? ""]) }
             print("\(model)@\(stage) rolled back to \(Terminal.paint(r.target?.short ?? "-", .yellow)) (record \(id.short))")
         }
@@ -149,7 +151,7 @@ extension MLStoreCommand {
 
         func run() throws {
             let repo = try options.repository()
-            let graph = try LineageGraph(repo: repo)
+            let graph = LineageGraph(index: try TrackingIndex.open(repo))
             let goingUp = !down
             // The start: a commit, or an artifact whose producers (up) or consumers (down) are the roots.
             var roots: [ObjectID] = []

@@ -100,6 +100,7 @@ extension MLStoreCommand {
             let repo = try options.repository()
             let partial = try repo.partialRemote() == remote
             let r = try repo.fetch(from: remote, content: partial ? .none : .all, progress: Terminal.progressBar())
+            Tracking.refresh(repo)
             try MLStoreCommand.printTransfer(r, verb: "received", json: options.json)
         }
     }
@@ -118,6 +119,7 @@ extension MLStoreCommand {
             let cwd = Sys.currentDirectory()
             let rels = try paths.map { try ws.relativePath($0, cwd: cwd) }
             let (report, outcome) = try ws.pull(from: remote, paths: rels.isEmpty ? nil : rels, progress: Terminal.progressBar())
+            Tracking.refresh(ws.repo)
             if options.json {
                 struct Out: Encodable { var fetch: TransferReport; var pull: PullOutcome }
                 return try Terminal.printJSON(Out(fetch: report, pull: outcome))
@@ -149,6 +151,7 @@ extension MLStoreCommand {
             if name.hasSuffix(".mlstore") { name = String(name.dropLast(8)) }
             let dir = directory ?? (name.isEmpty ? "clone" : name)
             let (repo, report, branch) = try Repository.clone(url: url, into: dir, partial: partial, checkout: !noCheckout, progress: Terminal.progressBar())
+            Tracking.refresh(repo)
             if json {
                 struct Out: Encodable { var workspace: String; var branch: String?; var fetch: TransferReport }
                 return try Terminal.printJSON(Out(workspace: repo.workspaceRoot ?? dir, branch: branch, fetch: report))

@@ -45,6 +45,7 @@ extension MLStoreCommand {
             o.cwd = try ws.relativePath(cwd, cwd: cwd)
             o.stdoutToStderr = options.json
             let r = try ws.run(o)
+            if r.recorded { Tracking.refresh(ws.repo) }
             if options.json {
                 try Terminal.printJSON(r)
             } else if let c = r.commit {
@@ -144,6 +145,7 @@ extension MLStoreCommand {
             let outcomes = try ws.repro(o) { line in
                 if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) }
             }
+            Tracking.refresh(ws.repo)
             if json { return try Terminal.printJSON(outcomes) }
             let ran = outcomes.filter { $0.status == .ran }.count
             let restored = outcomes.filter { $0.status == .restored }.count
