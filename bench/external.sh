@@ -13,7 +13,7 @@
 #   hash (openssl), copy (cp), init, add (git: add+commit), status (unchanged
 #   tree), checkout (delete the workspace copy, restore it from the store),
 #   push (to a local bare repo / directory remote), clone (from that remote).
-#   mlstore push/clone do not exist yet: their rows are marked "skipped".
+#   An mlstore binary without push/clone/commit gets rows marked "skipped".
 #
 # All data derives from fixed keys/seeds, so two runs on two machines hash the
 # same (digests are written into the JSON).  Run with --help for the options.
@@ -37,7 +37,8 @@ stdout and a JSON report.
   --work DIR       working directory (default: \${TMPDIR:-/tmp}/mlstore-external-bench)
   --runs N         timed runs per measurement; the median is reported
                    (default: 3, or 1 with --quick)
-  --mlstore PATH   also time this mlstore binary (init, add, status, checkout)
+  --mlstore PATH   also time this mlstore binary (init, add, status, checkout,
+                   and push/clone to a directory remote if it has them)
   --install        apt-get install missing git-lfs hyperfine time, and
                    pip install dvc into WORK/venv
   --keep           keep generated data and scratch repos (reused by the next
@@ -49,7 +50,11 @@ stdout and a JSON report.
 Timing: each measurement's untimed setup builds a fresh directory, then the
 command runs under /usr/bin/time -f '%e %M' (wall seconds, peak RSS of the
 largest process).  Page cache is warm: inputs are read once before timing and
-'sync' runs after every setup; timed writes are not fsync'd.
+'sync' runs after every setup; timed writes are not fsync'd.  Nothing with
+many files is deleted while timings run: it is renamed into WORK/trash, which
+is emptied after the large-file workloads and at exit (ext4 skips inodes freed
+in the last minute when it allocates new ones, so creating 20,000 files right
+after deleting 20,000 others runs ~10x slower and would time the file system).
 EOF
 }
 
@@ -121,9 +126,23 @@ mkdir -p -- "$WORK"
 WORK=$(cd -- "$WORK" && pwd -P)
 : "${OUT:=$WORK/external.json}"
 readonly DATA=$WORK/data SCRATCH=$WORK/scratch LOGS=$WORK/logs
-readonly BEFORE_FILE=$WORK/.stored-before TIME_OUT=$WORK/.time-out
-mkdir -p -- "$DATA" "$SCRATCH" "$LOGS" "$(dirname -- "$OUT")"
-rm -rf -- "${SCRATCH:?}"/* "$LOGS"/*.log
+readonly BEFORE_FILE=$WORK/.stored-before TIME_OUT=$WORK/.time-out TRASH=$WORK/trash
+mkdir -p -- "$DATA" "$SCRATCH" "$LOGS" "$TRASH" "$(dirname -- "$OUT")"
+rm -rf -- "${SCRATCH:?}"/* "${TRASH:?}"/* "$LOGS"/*.log
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)
+
+# discard PATH...: move out of the way now, delete later (see --help: ext4
+# allocates inodes slowly right after many were freed).  Same file system, so
+# this is a rename.
+discard() {
+  local p t
+  for p; do
+    [[ -e $p || -L $p ]] || continue
+    t=$(mktemp -d -- "$TRASH/t.XXXXXX")
+    mv -- "$p" "$t/"
+  done
+}
+empty_trash() { rm -rf -- "${TRASH:?}"/*; }
 
 cleanup() {
   local rc=$?
@@ -132,6 +151,7 @@ cleanup() {
   else
     rm -rf -- "$DATA" "$SCRATCH"
   fi
+  rm -rf -- "$TRASH"
   rm -f -- "$BEFORE_FILE" "$TIME_OUT" "$TIME_OUT.gnu"
   exit "$rc"
 }
@@ -208,6 +228,7 @@ EOF
 export GIT_CONFIG_GLOBAL=$WORK/gitconfig GIT_CONFIG_NOSYSTEM=1
 export GIT_TERMINAL_PROMPT=0 GIT_LFS_SKIP_PUSH=0
 export DVC_NO_ANALYTICS=1 DVC_SITE_CACHE_DIR=$SCRATCH/dvc-site
+export MLSTORE_AUTHOR_NAME=mlstore-bench MLSTORE_AUTHOR_EMAIL=bench@mlstore.invalid
 
 # ------------------------------------------------------------------- data ---
 readonly IV=000102030405060708090a0b0c0d0e0f
@@ -397,7 +418,7 @@ measure() {
       ) >>"$log" 2>&1
       rc=$?
       set -e
-      [[ -z $prev ]] || rm -rf -- "$prev"
+      [[ -z $prev ]] || discard "$prev"
       if ((rc != 0)); then
         status=failed note="setup failed (exit $rc), see $log"
         break
@@ -449,7 +470,7 @@ unavailable() { # WORKLOAD TOOL NOTE
 }
 # skipped OP TOOL_KEY WORKLOAD TOOL NOTE: a row for something not measurable yet.
 skipped() { OP=$1 TK=$2; add_row "$3" "$4" 0 "" "" "" skipped "" "" "$5"; }
-reset_scratch() { ((KEEP)) || rm -rf -- "${SCRATCH:?}"/*; } # --keep keeps every repo
+reset_scratch() { ((KEEP)) || discard "${SCRATCH:?}"/*; } # --keep keeps every repo
 
 # --------------------------------------------------------- setup helpers ---
 # Globals for the current workload: W_SRC (data), W_NAME (name in the repo),
@@ -501,8 +522,9 @@ setup_dvc_clone() { # a fresh repo with DVC_REPO's metadata and remote, empty ca
   rm -rf -- .dvc/cache .dvc/tmp
   cp -- "$DVC_REPO/$W_NAME.dvc" .
 }
-prep_delete() { rm -rf -- "$W_NAME"; } # before each timed checkout
+prep_delete() { discard "$W_NAME"; } # before each timed checkout
 setup_ml() { place_data && "$MLSTORE" init; }
+ml_has() { "$MLSTORE" "$1" --help >/dev/null 2>&1; } # does this binary have command $1?
 setup_ml_v2() {
   setup_ml
   "$MLSTORE" add "$W_NAME"
@@ -607,13 +629,26 @@ bench_one() { # model | files | csv
     m init mlstore "$label" "mlstore init" place_data "$cmd init"
     m add mlstore "$label" "mlstore add" setup_ml "$cmd add $name" .mlstore
     CUR=$LAST_DIR
+    # git's rows include the commit; commit here too (untimed), so status
+    # reports a clean workspace and push has something to send.
+    committed=0
+    if ml_has commit && (cd -- "$CUR" && "$MLSTORE" commit -m data --no-code --no-env) >>"$LOGS/$(slug "$label-mlstore-commit").log" 2>&1; then
+      committed=1
+    fi
     m status mlstore "$label" "mlstore status (unchanged)" "" "$cmd status"
     m checkout mlstore "$label" "mlstore checkout -- (restore deleted)" @prep_delete "$cmd checkout -- $name"
-    # TODO(remotes): when push/clone exist, measure them like git's rows above:
-    #   m push mlstore ... setup_ml_bare "$cmd push <dir remote>" remote
-    #   m clone mlstore ... setup_empty "$cmd clone <dir remote> clone" clone
-    skipped push mlstore "$label" "mlstore push (directory remote)" "mlstore push/clone: not implemented yet"
-    skipped clone mlstore "$label" "mlstore clone (directory remote)" "mlstore push/clone: not implemented yet"
+    # Binaries without push/clone/commit get skipped rows.
+    if ((committed)) && ml_has push && ml_has clone; then
+      ML_REPO=$CUR
+      m push mlstore "$label" "mlstore push (directory remote)" setup_empty \
+        "$cmd -C $(q "$ML_REPO") push \"\$PWD/remote\"" remote
+      ML_REMOTE=$LAST_DIR/remote
+      m clone mlstore "$label" "mlstore clone (directory remote)" setup_empty \
+        "$cmd clone $(q "$ML_REMOTE") clone" clone
+    else
+      skipped push mlstore "$label" "mlstore push (directory remote)" "mlstore push/clone: not implemented in this binary"
+      skipped clone mlstore "$label" "mlstore clone (directory remote)" "mlstore push/clone: not implemented in this binary"
+    fi
     reset_scratch
   fi
 }
@@ -703,6 +738,7 @@ write_json() {
     printf '  "runs": %d,\n' "$RUNS"
     printf '  "statistic": "median wall seconds over runs (shell clock around the timed process; GNU time %%e kept as gnu_time_e_s); peak RSS = max over runs of the largest process (GNU time %%M)",\n'
     printf '  "cache": "warm: inputs read once before timing, sync after each untimed setup, timed writes not fsynced",\n'
+    printf '  "loadavg": {"start": %s, "end": %s},\n' "$(json_str "$LOADAVG_START")" "$(json_str "$LOADAVG_END")"
     printf '  "machine": {"nproc": %d, "cpu_model": %s, "kernel": %s, "os": %s, "mem_total_kib": %s, "work_fs": %s},\n' \
       "$(nproc)" "$(json_str "$cpu")" "$(json_str "$kernel")" "$(json_str "$os")" "$(json_num "$mem")" "$(json_str "$fs")"
     printf '  "versions": {\n'
@@ -765,7 +801,11 @@ for w in model model-mod files csv; do
     model-mod) bench_v2 ;;
     *) bench_one "$w" ;;
   esac
+  # Large-file trash holds few inodes but many bytes: free it now.  The small
+  # files' trash (hundreds of thousands of inodes) waits for the exit.
+  [[ $w == files ]] || empty_trash
 done
+LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)
 write_json
 
 printf '\n# external tools, %s mode, %d run(s) per row, median wall s; page cache warm (inputs read once before timing)\n' \

@@ -21,8 +21,9 @@ public struct MLStoreCommand: ParsableCommand {
             CommandGroup(name: "History", subcommands: [Commit.self, Log.self, Show.self, Diff.self, Branch.self, Switch.self, Tag.self, Reflog.self]),
             CommandGroup(name: "Runs and pipelines", subcommands: [Run.self, Reproduce.self, Repro.self, Dag.self]),
             CommandGroup(name: "Tracking", subcommands: [Runs.self, Compare.self, Metrics.self, Reindex.self]),
-            CommandGroup(name: "Registry and lineage", subcommands: [Promote.self, Rollback.self, Stage.self, Lineage.self]),
+            CommandGroup(name: "Registry and lineage", subcommands: [Promote.self, Rollback.self, Stage.self, ModelCommand.self, Get.self, Export.self, Lineage.self]),
             CommandGroup(name: "Remotes", subcommands: [Clone.self, RemoteCommand.self, Push.self, Fetch.self, Pull.self]),
+            CommandGroup(name: "Storage", subcommands: [GC.self, Cache.self, Du.self]),
             CommandGroup(name: "Plumbing", subcommands: [WriteTree.self, LsTree.self, CatObject.self, HashObject.self, Fsck.self, ConfigCommand.self]),
         ]
     )

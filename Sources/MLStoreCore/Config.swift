@@ -1,5 +1,9 @@
 import MLStoreBasics
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// git-style INI configuration (`.mlstore/config`): `[section]` or `[section "sub"]` headers and
 /// `key = value` lines. Keys are addressed as `section.key` or `section.sub.key`.
 public struct Config: Sendable {
@@ -8,7 +12,12 @@ public struct Config: Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let text = (try? Sys.readFile(path, limit: 1 << 20)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        var text = ""
+        do {
+            text = String(decoding: try Sys.readFile(path, limit: 1 << 20), as: UTF8.self)
+        } catch let e as SystemError where e.errno == ENOENT {
+            text = ""  // no config yet
+        }
         lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if lines.last == "" { lines.removeLast() }
     }

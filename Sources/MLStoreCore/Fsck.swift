@@ -59,6 +59,13 @@ extension Repository {
                     }
                 case .chunked:
                     for c in try ChunkedFile(decoding: payload, id: id).chunks { refs.append((c.id, .blob, .content)) }
+                case .model:
+                    // A model version names a commit, its artifacts, a signature blob and the previous version.
+                    let v = try ModelVersion(decoding: payload, id: id)
+                    refs.append((v.commit, .commit, .metadata))
+                    for a in v.artifacts { refs.append((a.id, nil, .content)) }
+                    if let s = v.signature { refs.append((s, .blob, .metadata)) }
+                    if let p = v.previous { refs.append((p, .model, .metadata)) }
                 case .commit, .tag, .stage:
                     // Lock-file blobs named inside env records are checked when the env blob is read by reachability walks.
                     for (child, edge) in try ObjectGraph.children(kind: kind, payload: payload, id: id, readJSON: { _ in nil }) {
@@ -104,6 +111,12 @@ extension Repository {
         // Every ref must name an object that exists.
         for (name, id) in refs.list() where kinds[id] == nil && !reported.contains(id.hex) {
             problem(name, "points at \(id.hex), which is not in the store")
+        }
+        for (name, id) in refs.list("refs/models/") {
+            if let k = kinds[id], k != .model { problem(name, "points at a \(k.rawValue), not a model version") }
+        }
+        for bad in refs.unreadable() {
+            problem(bad, "is not a valid ref (it must hold one object id); fix or delete it")
         }
         for lock in refs.lockFiles() {
             report.notes.append("lock file \(lock) is present: a ref update is in progress, or one was interrupted (if no mlstore process is running, remove it)")

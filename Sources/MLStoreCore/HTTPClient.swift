@@ -5,10 +5,49 @@ import MLStoreBasics
 #if canImport(FoundationNetworking)
     import FoundationNetworking
 #endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Memory for large bodies (ranged reads) taken from the kernel with `mmap` and given back
+/// whole with `munmap` when released, so a long transfer does not fragment the heap (glibc keeps freed
+/// multi-megabyte blocks in per-thread arenas, which made a 1 GiB transfer's RSS grow past 200 MB).
+final class PageBuffer: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int) throws {
+        let size = max(1, capacity)
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            throw MLStoreError(.io, "cannot allocate \(capacity) bytes")
+        }
+        base = p
+        self.capacity = size
+    }
+
+    deinit { munmap(base, capacity) }
+
+    /// Appends what fits; returns false if `bytes` did not fit.
+    @discardableResult
+    func append(_ bytes: Data) -> Bool {
+        let n = min(bytes.count, capacity - count)
+        bytes.withUnsafeBytes { src in
+            if n > 0, let s = src.baseAddress { (base + count).copyMemory(from: s, byteCount: n) }
+        }
+        count += n
+        return n == bytes.count
+    }
+
+    func setCount(_ n: Int) { count = min(n, capacity) }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+}
 
 /// A small blocking HTTP client over URLSession: bodies from memory or streamed from a file, responses
-/// in memory or streamed to a file, timeouts, and retries with exponential backoff (plus jitter) on
-/// connection failures, timeouts, 5xx and 429. Requests are (re)built per attempt, so signatures are fresh.
+/// in memory, into a preallocated ``PageBuffer`` or streamed to a file, timeouts, and retries with
+/// exponential backoff (plus jitter) on connection failures, timeouts, 5xx and 429. Requests are rebuilt
+/// per attempt, so signatures are fresh.
 final class HTTPClient: @unchecked Sendable {
     struct Request {
         var method: String
@@ -24,6 +63,15 @@ final class HTTPClient: @unchecked Sendable {
         case file(String)
     }
 
+    /// Where a successful (2xx) response body goes.
+    enum Sink {
+        case memory
+        /// Into a buffer of the expected size (ranged reads).
+        case buffer(PageBuffer)
+        /// Into a file (moved into place when complete).
+        case file(String)
+    }
+
     struct Response {
         var status: Int
         var headers: [String: String]
@@ -31,11 +79,88 @@ final class HTTPClient: @unchecked Sendable {
         func header(_ name: String) -> String? { headers[name.lowercased()] }
     }
 
-    /// Where a network failure happened, for messages.
+    /// A failure without an HTTP response (connection, timeout).
     struct TransportError: Error, CustomStringConvertible {
         var description: String
     }
 
+    /// Per-task state, filled by the delegate.
+    final class TaskState: @unchecked Sendable {
+        let sink: Sink
+        var response: HTTPURLResponse?
+        var body = Data()
+        var overflow = false
+        var error: Error?
+        var fileError: Error?
+        let done = DispatchSemaphore(value: 0)
+        init(sink: Sink) { self.sink = sink }
+        var isSuccess: Bool { response.map { (200..<300).contains($0.statusCode) } ?? false }
+    }
+
+    final class Delegate: NSObject, URLSessionDataDelegate, URLSessionDownloadDelegate, @unchecked Sendable {
+        private let lock = NSLock()
+        private var states: [ObjectIdentifier: TaskState] = [:]
+
+        func register(_ task: URLSessionTask, _ state: TaskState) {
+            lock.lock()
+            states[ObjectIdentifier(task)] = state
+            lock.unlock()
+        }
+
+        func state(_ task: URLSessionTask) -> TaskState? {
+            lock.lock()
+            defer { lock.unlock() }
+            return states[ObjectIdentifier(task)]
+        }
+
+        func remove(_ task: URLSessionTask) -> TaskState? {
+            lock.lock()
+            defer { lock.unlock() }
+            return states.removeValue(forKey: ObjectIdentifier(task))
+        }
+
+        func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+            state(dataTask)?.response = response as? HTTPURLResponse
+            completionHandler(.allow)
+        }
+
+        func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+            guard let s = state(dataTask) else { return }
+            if s.response == nil { s.response = dataTask.response as? HTTPURLResponse }
+            if s.isSuccess, case .buffer(let b) = s.sink {
+                if !b.append(data) { s.overflow = true }
+            } else {
+                s.body.append(data)
+            }
+        }
+
+        func urlSession(_ session: URLSession, downloadTask: URLSessionDownloadTask, didFinishDownloadingTo location: URL) {
+            guard let s = state(downloadTask) else { return }
+            s.response = downloadTask.response as? HTTPURLResponse
+            if s.isSuccess, case .file(let path) = s.sink {
+                do {
+                    _ = try? FileManager.default.removeItem(atPath: path)
+                    try FileManager.default.moveItem(at: location, to: URL(fileURLWithPath: path))
+                } catch {
+                    s.fileError = error
+                }
+            } else {
+                s.body = (try? Data(contentsOf: location)) ?? Data()
+            }
+        }
+
+        func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+            guard let s = remove(task) else { return }
+            if s.response == nil { s.response = task.response as? HTTPURLResponse }
+            s.error = error
+            s.done.signal()
+        }
+    }
+
+    let delegate = Delegate()
+    /// Held here: `OperationQueue.underlyingQueue` does not retain it.
+    private let callbackQueue = DispatchQueue(label: "mlstore.http.delegate")
     let session: URLSession
     let maxAttempts: Int
     let baseDelay: Double
@@ -49,69 +174,49 @@ final class HTTPClient: @unchecked Sendable {
         config.urlCache = nil
         config.httpCookieStorage = nil
         config.httpShouldSetCookies = false
-        session = URLSession(configuration: config)
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 1
+        // A queue of its own (overcommitting): callers block worker threads while they wait, and callbacks
+        // scheduled on the global pool would then wait for GCD to add a thread (about one per second).
+        queue.underlyingQueue = callbackQueue
+        session = URLSession(configuration: config, delegate: delegate, delegateQueue: queue)
         self.maxAttempts = max(1, maxAttempts)
         self.baseDelay = baseDelay
     }
 
     deinit { session.finishTasksAndInvalidate() }
 
-    private final class Box: @unchecked Sendable {
-        var response: Response?
-        var error: Error?
-        let done = DispatchSemaphore(value: 0)
-    }
-
-    /// Sends once; a transport failure (no HTTP response) throws ``TransportError``.
-    func sendOnce(_ r: Request, downloadTo file: String? = nil) throws -> Response {
+    /// Sends once; a failure without an HTTP response throws ``TransportError``.
+    func sendOnce(_ r: Request, sink: Sink = .memory) throws -> Response {
         guard let url = URL(string: r.url) else { throw MLStoreError(.usage, "bad URL \(r.url)") }
         var req = URLRequest(url: url)
         req.httpMethod = r.method
         for (k, v) in r.headers { req.setValue(v, forHTTPHeaderField: k) }
-        let box = Box()
-        @Sendable func finish(_ data: Data?, _ response: URLResponse?, _ error: Error?) {
-            if let error {
-                box.error = error
-            } else if let http = response as? HTTPURLResponse {
-                var headers: [String: String] = [:]
-                for (k, v) in http.allHeaderFields {
-                    if let k = k as? String, let v = v as? String { headers[k.lowercased()] = v }
-                }
-                box.response = Response(status: http.statusCode, headers: headers, body: data ?? Data())
-            } else {
-                box.error = TransportError(description: "no HTTP response")
-            }
-            box.done.signal()
-        }
+        if case .buffer(let b) = sink { b.setCount(0) }
+        let state = TaskState(sink: sink)
         let task: URLSessionTask
-        if let file {
-            // Downloads go to a temp file URLSession owns; moved into place before the handler returns.
-            task = session.downloadTask(with: req) { tmp, response, error in
-                if let tmp, error == nil, let http = response as? HTTPURLResponse, (200..<300).contains(http.statusCode) {
-                    _ = try? FileManager.default.removeItem(atPath: file)
-                    do {
-                        try FileManager.default.moveItem(at: tmp, to: URL(fileURLWithPath: file))
-                    } catch {
-                        finish(nil, nil, error)
-                        return
-                    }
-                    finish(Data(), response, nil)
-                } else {
-                    let body = tmp.flatMap { try? Data(contentsOf: $0) }
-                    finish(body, response, error)
-                }
-            }
+        if case .file = sink {
+            task = session.downloadTask(with: req)
         } else {
             switch r.body {
-            case .none: task = session.dataTask(with: req, completionHandler: finish)
-            case .data(let d): task = session.uploadTask(with: req, from: d, completionHandler: finish)
-            case .file(let path): task = session.uploadTask(with: req, fromFile: URL(fileURLWithPath: path), completionHandler: finish)
+            case .none: task = session.dataTask(with: req)
+            case .data(let d): task = session.uploadTask(with: req, from: d)
+            case .file(let path): task = session.uploadTask(with: req, fromFile: URL(fileURLWithPath: path))
             }
         }
+        delegate.register(task, state)
         task.resume()
-        box.done.wait()
-        if let response = box.response { return response }
-        throw TransportError(description: box.error.map { Self.describe($0) } ?? "request failed")
+        state.done.wait()
+        // An error after a partial response (a reset mid-body) counts as a transport failure too: retried.
+        if let e = state.error { throw TransportError(description: Self.describe(e)) }
+        guard let http = state.response else { throw TransportError(description: "no HTTP response") }
+        if let e = state.fileError { throw MLStoreError(.io, "cannot save the download: \(e)") }
+        if state.overflow { throw TransportError(description: "the response was longer than requested") }
+        var headers: [String: String] = [:]
+        for (k, v) in http.allHeaderFields {
+            if let k = k as? String, let v = v as? String { headers[k.lowercased()] = v }
+        }
+        return Response(status: http.statusCode, headers: headers, body: state.body)
     }
 
     static func describe(_ error: Error) -> String {
@@ -132,12 +237,12 @@ final class HTTPClient: @unchecked Sendable {
 
     /// Sends with retries. `build` makes the request for each attempt (fresh date and signature).
     /// - Returns: the last response (any status; callers map errors). Throws after the last transport failure.
-    func send(_ build: () throws -> Request, downloadTo file: String? = nil, what: String) throws -> Response {
+    func send(_ build: () throws -> Request, sink: Sink = .memory, what: String) throws -> Response {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                let r = try sendOnce(try build(), downloadTo: file)
+                let r = try sendOnce(try build(), sink: sink)
                 if Self.isRetryable(status: r.status), attempt < maxAttempts {
                     backoff(attempt)
                     continue

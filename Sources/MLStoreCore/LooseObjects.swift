@@ -77,21 +77,7 @@ struct LooseObjects: Sendable {
 
     /// Reads and verifies an object; nil if there is no loose file for it.
     func read(_ id: ObjectID) throws -> (ObjectKind, [UInt8])? {
-        let p = path(id)
-        let bytes: [UInt8]
-        do {
-            bytes = try Sys.readFile(p, limit: ObjectCodec.maxPayloadSize + Self.headerSize + 1 << 20)
-        } catch let e as SystemError where e.errno == ENOENT {
-            return nil
-        }
-        return try bytes.withUnsafeBytes { buf in
-            var r = ByteReader(buf, what: "loose object \(id.hex)")
-            let h = try Self.parseHeader(&r, id: id, location: p)
-            let payload = try ObjectCodec.decode(
-                id: id, kind: h.kind, payloadSize: h.payloadSize, codec: h.codec,
-                stored: UnsafeRawBufferPointer(rebasing: buf[r.offset...]), location: p)
-            return (h.kind, payload)
-        }
+        try readEncoded(id).map { ($0.0.kind, $0.1) }
     }
 
     /// The object with its stored encoding, verified; nil if there is no loose file for it.
@@ -116,7 +102,12 @@ struct LooseObjects: Sendable {
     /// Kind and size without decoding; nil if absent.
     func info(_ id: ObjectID) throws -> (ObjectKind, Int)? {
         let p = path(id)
-        guard let fd = try? Sys.open(p, O_RDONLY) else { return nil }
+        let fd: Int32
+        do {
+            fd = try Sys.open(p, O_RDONLY)
+        } catch let e as SystemError where e.errno == ENOENT {
+            return nil
+        }
         defer { Sys.close(fd) }
         var head = [UInt8](repeating: 0, count: Self.headerSize)
         let n = try head.withUnsafeMutableBytes { try Sys.readFully(fd, $0.baseAddress!, Self.headerSize, path: p) }

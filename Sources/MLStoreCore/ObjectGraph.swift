@@ -39,7 +39,12 @@ public enum ObjectGraph {
             let r = try StageRecord(decoding: payload, id: id)
             return [r.target, r.previous].compactMap { $0 }.map { ($0, .metadata) }
         case .model:
-            return []
+            // The commit, the artifacts (files or subtrees of the commit's tree), the signature, the chain.
+            let v = try ModelVersion(decoding: payload, id: id)
+            var out: [(ObjectID, Edge)] = [(v.commit, .metadata)]
+            out += v.artifacts.map { ($0.id, .content) }
+            for m in [v.signature, v.previous].compactMap({ $0 }) { out.append((m, .metadata)) }
+            return out
         }
     }
 }

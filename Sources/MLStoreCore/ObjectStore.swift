@@ -17,12 +17,29 @@ public final class ObjectStore: @unchecked Sendable {
     let loose: LooseObjects
     let packDirectory: String
     private let packs = Mutex<[PackReader]>([])
+    /// Content reads noted for the size-bounded cache's LRU order (Cache.swift); nil unless enabled.
+    let accessLog: AccessLog?
+    /// Packs already touched by ``freshen(_:)`` in this process.
+    private let freshenedPacks = Mutex<Set<String>>([])
 
     public init(directory: String) throws {
         self.directory = directory
         loose = LooseObjects(directory: directory)
         packDirectory = directory + "/pack"
+        accessLog = AccessLog.open(storeDirectory: Path.parent(directory))
         try reloadPacks()
+    }
+
+    /// Marks an object that a writer found already stored as recently written (its loose file's or pack's
+    /// mtime), so a concurrent `gc` does not delete it as old garbage just as it is referenced again
+    /// (GC.swift). Best effort.
+    func freshen(_ id: ObjectID) {
+        if let (p, _) = locate(id) {
+            guard freshenedPacks.withLock({ $0.insert(p.name).inserted }) else { return }
+            _ = utimensat(AT_FDCWD, p.packPath, nil, 0)
+        } else {
+            _ = utimensat(AT_FDCWD, loose.path(id), nil, 0)
+        }
     }
 
     /// Re-reads the pack directory (after this or another process published packs).
@@ -94,6 +111,7 @@ public final class ObjectStore: @unchecked Sendable {
         guard k == kind else {
             throw MLStoreError(.usage, "object \(id.short) is a \(k.rawValue), not a \(kind.rawValue)")
         }
+        if k == .blob || k == .chunked { accessLog?.note(id) }
         return payload
     }
 
@@ -111,12 +129,12 @@ public final class ObjectStore: @unchecked Sendable {
     @discardableResult
     public func write(kind: ObjectKind, payload: [UInt8]) throws -> ObjectID {
         let obj = ObjectCodec.encode(kind: kind, payload: payload)
-        if !contains(obj.id) { try loose.write(obj) }
+        if !contains(obj.id) { try loose.write(obj) } else { freshen(obj.id) }
         return obj.id
     }
 
     func writeLoose(_ obj: EncodedObject) throws {
-        if !contains(obj.id) { try loose.write(obj) }
+        if !contains(obj.id) { try loose.write(obj) } else { freshen(obj.id) }
     }
 
     /// A bulk writer: objects go to a pack (or loose files if few), published by ``ObjectBatch/commit()``.
@@ -196,6 +214,7 @@ public final class ObjectBatch: @unchecked Sendable {
     public func add(_ obj: EncodedObject) throws {
         try state.withLock { s in
             if s.seen.contains(obj.id) || store.contains(obj.id) {
+                if !s.seen.contains(obj.id) { store.freshen(obj.id) }
                 s.stats.objectsSkipped += 1
                 return
             }

@@ -158,6 +158,25 @@ public struct Refs: Sendable {
         return out.sorted { $0.0 < $1.0 }
     }
 
+    /// Ref files that cannot be read or do not hold an id (reported by fsck; gc refuses to run while any exist,
+    /// since it cannot know what they protect).
+    public func unreadable() -> [String] {
+        var out: [String] = []
+        func walk(_ rel: String) {
+            guard let entries = try? Sys.listDirectory(path(rel)) else { return }
+            for (n, _) in entries {
+                let child = rel + "/" + n
+                if (try? Sys.lstat(path(child)))?.isDirectory == true {
+                    walk(child)
+                } else if !n.hasSuffix(".lock"), (try? read(child)) == nil {
+                    out.append(child)
+                }
+            }
+        }
+        walk("refs")
+        return out.sorted()
+    }
+
     /// `*.lock` files under refs/ (in-progress or interrupted updates).
     public func lockFiles() -> [String] {
         var out: [String] = []

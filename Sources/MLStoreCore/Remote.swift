@@ -23,6 +23,17 @@ public protocol RemoteTransport: Sendable {
     func updateRef(_ name: String, to new: ObjectID?, expecting: RefExpectation, actor: Signature, message: String) throws
     /// Verifies the remote (objects, packs, references, refs).
     func fsck(progress: ProgressReporter?) throws -> FsckReport
+    /// An object's kind without necessarily reading its contents (for walking the object graph; the object
+    /// is verified when it is read). Default: reads it.
+    func kind(of id: ObjectID) throws -> ObjectKind
+    /// Announces the objects about to be read with ``readEncoded(_:)``, in order, so a network transport
+    /// can merge adjacent reads and read ahead. Default: nothing.
+    func willRead(_ ids: [ObjectID]) throws
+}
+
+extension RemoteTransport {
+    public func kind(of id: ObjectID) throws -> ObjectKind { try readEncoded(id).object.kind }
+    public func willRead(_ ids: [ObjectID]) throws {}
 }
 
 /// A remote on a (shared) directory: a bare store. Safe with many writers: packs and objects are
@@ -57,7 +68,7 @@ public final class DirectoryRemote: RemoteTransport, @unchecked Sendable {
     public func refs() throws -> [String: ObjectID] {
         let r = try store()
         var out: [String: ObjectID] = [:]
-        for prefix in ["refs/heads/", "refs/tags/", "refs/stages/", "refs/runs/"] {
+        for prefix in ["refs/heads/", "refs/tags/", "refs/stages/", "refs/runs/", "refs/models/"] {
             for (n, id) in r.refs.list(prefix) { out[n] = id }
         }
         return out
@@ -81,6 +92,8 @@ public final class DirectoryRemote: RemoteTransport, @unchecked Sendable {
     }
 
     public func contains(_ id: ObjectID) throws -> Bool { try store().objects.contains(id) }
+
+    public func kind(of id: ObjectID) throws -> ObjectKind { try store().objects.info(id).kind }
 
     public func readEncoded(_ id: ObjectID) throws -> (object: EncodedObject, payload: [UInt8]) {
         try store().objects.readEncoded(id)
@@ -124,15 +137,27 @@ extension Repository {
         return cfg.subsections(of: "remote").compactMap { n in cfg.get("remote.\(n).url").map { (n, $0) } }
     }
 
-    public func addRemote(name: String, url: String) throws {
+    /// Adds a remote. For `s3://` URLs, `settings` (endpoint, region, path style) and any `?key=value`
+    /// settings in the URL are stored as `remote.<name>.<key>`; the URL is stored without them.
+    public func addRemote(name: String, url: String, settings: S3Settings? = nil) throws {
         try Refs.validate("refs/remotes/" + name)
         guard !name.contains("/") else { throw MLStoreError(.usage, "remote name '\(name)' must not contain '/'") }
         guard try remotes().first(where: { $0.name == name }) == nil else {
             throw MLStoreError(.conflict, "remote \(name) already exists", hint: "remove it first with `mlstore remote remove \(name)`")
         }
-        _ = try Self.transport(for: url)
+        var stored = url
+        var s3: S3Settings?
+        if url.hasPrefix("s3://") {
+            let remote = try S3Remote(url: url, settings: settings ?? S3Settings())
+            stored = remote.location
+            s3 = remote.settings
+        } else {
+            guard settings == nil else { throw MLStoreError(.usage, "--endpoint, --region and --path-style apply to s3:// remotes only") }
+            _ = try Self.transport(for: url)
+        }
         var cfg = try config()
-        cfg.set("remote.\(name).url", url)
+        cfg.set("remote.\(name).url", stored)
+        for (k, v) in s3?.configEntries ?? [] { cfg.set("remote.\(name).\(k)", v) }
         try cfg.save()
     }
 
@@ -142,6 +167,7 @@ extension Repository {
         }
         var cfg = try config()
         cfg.set("remote.\(name).url", nil)
+        for k in S3Settings.configKeys + ["partial"] { cfg.set("remote.\(name).\(k)", nil) }
         try cfg.save()
         for (ref, id) in refs.list("refs/remotes/\(name)/") {
             try refs.update(ref, to: nil, expecting: .value(id), actor: identity(), message: "remote \(name) removed")
@@ -151,7 +177,16 @@ extension Repository {
     /// The transport for a configured remote name, or a URL/path given directly.
     public func transport(named nameOrURL: String) throws -> (name: String?, transport: RemoteTransport) {
         if let r = try remotes().first(where: { $0.name == nameOrURL }) {
+            if r.url.hasPrefix("s3://") {
+                let cfg = try config()
+                var entries: [String: String] = [:]
+                for k in S3Settings.configKeys { if let v = cfg.get("remote.\(r.name).\(k)") { entries[k] = v } }
+                return (r.name, try S3Remote(url: r.url, settings: try S3Settings(entries: entries), scratchDirectory: tempDirectory))
+            }
             return (r.name, try Self.transport(for: r.url, base: workspaceRoot ?? storeDirectory))
+        }
+        if nameOrURL.hasPrefix("s3://") {
+            return (nil, try S3Remote(url: nameOrURL, scratchDirectory: tempDirectory))
         }
         if nameOrURL.contains("/") || nameOrURL.hasPrefix(".") {
             return (nil, try Self.transport(for: nameOrURL))
@@ -159,14 +194,17 @@ extension Repository {
         throw MLStoreError(.notFound, "no remote named \(nameOrURL)", hint: "add one with `mlstore remote add \(nameOrURL) <path-or-url>`")
     }
 
-    /// Parses a remote URL: a path or `file://` URL (later: s3://, http(s)://).
+    /// Parses a remote URL: a path, a `file://` URL, or `s3://bucket/prefix` (settings from the URL's
+    /// `?endpoint=…&region=…&path-style=true` and the environment, e.g. `AWS_ENDPOINT_URL`).
     public static func transport(for url: String, base: String? = nil) throws -> RemoteTransport {
         var path = url
-        if url.hasPrefix("file://") {
+        if url.hasPrefix("s3://") {
+            return try S3Remote(url: url)
+        } else if url.hasPrefix("file://") {
             path = String(url.dropFirst(7))
         } else if let colon = url.range(of: "://") {
             let scheme = url[..<colon.lowerBound]
-            throw MLStoreError(.usage, "remote URL scheme '\(scheme)' is not supported yet", hint: "use a directory path or file:// URL")
+            throw MLStoreError(.usage, "remote URL scheme '\(scheme)' is not supported yet", hint: "use a directory path, a file:// URL or s3://bucket/prefix")
         }
         guard !path.isEmpty else { throw MLStoreError(.usage, "empty remote path") }
         return DirectoryRemote(path: Path.absolute(path, base: base ?? Sys.currentDirectory()))

@@ -44,7 +44,7 @@ public final class Repository: Sendable {
         let text: String
         do {
             text = String(decoding: try Sys.readFile(dir + "/format", limit: 4096), as: UTF8.self)
-        } catch {
+        } catch let e as SystemError where e.errno == ENOENT || e.errno == ENOTDIR {
             throw MLStoreError(.notFound, "\(dir) is not an mlstore store (no format file)", hint: "run `mlstore init` to create one")
         }
         let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" })

@@ -17,6 +17,9 @@ public enum RegistryName {
         guard matches(name, max: 40, allowUpper: false), name.first?.isLetter == true else {
             throw MLStoreError(.usage, "'\(name)' is not a valid stage name", hint: "use staging, production, archived, or a custom name of lower-case letters, digits, '_' or '-' starting with a letter")
         }
+        guard !ModelNames.isReservedStageName(name) else {
+            throw MLStoreError(.usage, "'\(name)' is not a valid stage name: v<N> names a model version (spec/models.md)", hint: "choose another stage name")
+        }
     }
 
     static func matches(_ s: String, max: Int, allowUpper: Bool) -> Bool {
@@ -89,8 +92,9 @@ extension Repository {
         throw MLStoreError(.notFound, "unknown revision '\(whole)'", hint: "use a commit id (or prefix), a branch or tag name, HEAD~N, or <model>@<stage>")
     }
 
-    /// `<model>@<stage>` → the commit the stage points at.
+    /// `<model>@<stage>` → the commit the stage points at; `<model>@v<N>` → the commit of that model version.
     public func resolveStage(model: String, stage: String, revision: String) throws -> ObjectID {
+        if ModelNames.isReservedStageName(stage) { return try modelVersion(named: model + "@" + stage).version.commit }
         guard let record = try currentStageRecord(model: model, stage: stage) else {
             throw MLStoreError(.notFound, "'\(revision)': model \(model) has nothing in stage \(stage)", hint: "see `mlstore stage list`")
         }
@@ -118,6 +122,7 @@ extension Repository {
             case .stage:
                 guard let t = try stageRecord(current).target else { throw MLStoreError(.notFound, "'\(revision)' is a cleared stage") }
                 current = t
+            case .model: current = try modelVersion(current).commit
             default:
                 throw MLStoreError(.usage, "'\(revision)' names a \(kind.rawValue), not a commit",
                                    hint: "give a commit, branch, tag or model@stage (checkout also takes a tree id)")
@@ -137,7 +142,7 @@ extension Repository {
         let (kind, _) = try objects.info(id)
         switch kind {
         case .tree: return id
-        case .commit, .tag, .stage: return try commit(try peelToCommit(id, revision: revision)).tree
+        case .commit, .tag, .stage, .model: return try commit(try peelToCommit(id, revision: revision)).tree
         default:
             throw MLStoreError(.usage, "'\(revision)' names a \(kind.rawValue), not a tree or commit", hint: "give a commit, a tree id, or a branch/tag name")
         }

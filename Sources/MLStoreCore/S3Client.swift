@@ -168,12 +168,15 @@ public final class S3Client: @unchecked Sendable {
     /// `s3://bucket/key`, for messages.
     public func describe(_ key: String?) -> String { "s3://\(bucket)" + (key.map { "/" + $0 } ?? "") }
 
+    /// `MLSTORE_S3_TRACE=1` prints every request and its duration to stderr.
+    static let trace = ProcessInfo.processInfo.environment["MLSTORE_S3_TRACE"] == "1"
+
     /// Sends a signed request (with retries on 5xx and timeouts).
     /// - Parameters:
     ///   - key: the object key, or nil for the bucket.
     ///   - payloadHash: hex SHA-256 of the body; computed for in-memory bodies when nil.
     func send(_ method: String, key: String?, query: [(String, String)] = [], headers: [String: String] = [:],
-              body: HTTPClient.Body = .none, payloadHash: String? = nil, downloadTo: String? = nil) throws -> HTTPClient.Response {
+              body: HTTPClient.Body = .none, payloadHash: String? = nil, sink: HTTPClient.Sink = .memory) throws -> HTTPClient.Response {
         let creds = try credentials()
         var path = basePath
         if pathStyle { path += "/" + SigV4.encode(bucket) }
@@ -189,12 +192,18 @@ public final class S3Client: @unchecked Sendable {
         }
         let signer = SigV4(credentials: creds, region: region)
         let what = "\(method) \(describe(key)) at \(endpoint)"
+        let started = Date()
+        defer {
+            if Self.trace {
+                FileHandle.standardError.write(Data("s3: \(method) \(url) \(String(format: "%.3f", Date().timeIntervalSince(started))) s\n".utf8))
+            }
+        }
         return try http.send({
             let signed = signer.sign(method: method, host: host, path: path, query: query, headers: headers, payloadHash: hash, date: Int(Date().timeIntervalSince1970))
             var h = signed.headers
             h["host"] = nil  // URLSession sets Host from the URL (same value).
             return HTTPClient.Request(method: method, url: url, headers: h, body: body)
-        }, downloadTo: downloadTo, what: what)
+        }, sink: sink, what: what)
     }
 
     /// Maps a failed response to an error naming the bucket, key and endpoint.
@@ -218,7 +227,7 @@ public final class S3Client: @unchecked Sendable {
                                 hint: "check the remote URL and --endpoint, or create the bucket (e.g. `aws s3 mb s3://\(bucket) --endpoint-url \(endpoint)`)")
         case 404:
             return MLStoreError(.notFound, "\(target) does not exist at \(endpoint)\(detail.isEmpty ? "" : " (\(detail))")")
-        case 301, 307, 400 where code == "AuthorizationHeaderMalformed" || code == "PermanentRedirect":
+        case _ where r.status == 301 || r.status == 307 || (r.status == 400 && (code == "AuthorizationHeaderMalformed" || code == "PermanentRedirect")):
             let actual = r.header("x-amz-bucket-region") ?? S3XML.value("Region", in: text)
             if let actual, actual != region {
                 return MLStoreError(.failed, "bucket \(bucket) is in region \(actual), not \(region) (\(endpoint))", hint: "add the remote with --region \(actual)")
@@ -247,26 +256,28 @@ public final class S3Client: @unchecked Sendable {
         return (r.body, Self.etag(r))
     }
 
-    /// GETs bytes `[offset, offset + length)` of an object.
-    func getRange(_ key: String, offset: Int64, length: Int) throws -> Data {
-        let r = try send("GET", key: key, headers: ["range": "bytes=\(offset)-\(offset + Int64(length) - 1)"])
+    /// GETs bytes `[offset, offset + length)` of an object into page-backed memory.
+    func getRange(_ key: String, offset: Int64, length: Int) throws -> PageBuffer {
+        let buffer = try PageBuffer(capacity: length)
+        let r = try send("GET", key: key, headers: ["range": "bytes=\(offset)-\(offset + Int64(length) - 1)"], sink: .buffer(buffer))
         if r.status == 416 {
             throw MLStoreError(.corrupt, "\(describe(key)) is shorter than expected (bytes \(offset)+\(length) requested; truncated?)")
         }
-        guard r.status == 206 || r.status == 200 else { throw error(r, key: key, operation: "reading") }
-        if r.status == 200 {
-            // The server ignored the range: take the slice.
-            guard r.body.count >= Int(offset) + length else {
-                throw MLStoreError(.corrupt, "\(describe(key)) is shorter than expected (truncated?)")
+        guard r.status == 206 else {
+            if r.status == 200 {
+                throw MLStoreError(.unsupported, "\(endpoint) ignored a Range request for \(describe(key))", hint: "mlstore needs ranged GETs (every S3-compatible store has them)")
             }
-            return r.body.subdata(in: Int(offset)..<Int(offset) + length)
+            throw error(r, key: key, operation: "reading")
         }
-        return r.body
+        guard buffer.count == length else {
+            throw MLStoreError(.corrupt, "\(describe(key)) returned \(buffer.count) bytes for a \(length)-byte range (truncated?)")
+        }
+        return buffer
     }
 
     /// Streams an object into a file; false if the key does not exist.
     func download(_ key: String, to path: String) throws -> Bool {
-        let r = try send("GET", key: key, downloadTo: path)
+        let r = try send("GET", key: key, sink: .file(path))
         if Self.isMissingKey(r) { return false }
         guard r.status == 200 else { throw error(r, key: key, operation: "reading") }
         return true
@@ -337,11 +348,12 @@ public final class S3Client: @unchecked Sendable {
     }
 
     /// Every object under a prefix (ListObjectsV2, all pages).
-    func list(prefix: String) throws -> [Listed] {
+    func list(prefix: String, maxKeys: Int? = nil) throws -> [Listed] {
         var out: [Listed] = []
         var token: String?
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix)]
+            if let maxKeys { query.append(("max-keys", String(maxKeys))) }
             if let token { query.append(("continuation-token", token)) }
             let r = try send("GET", key: nil, query: query)
             guard r.status == 200 else { throw error(r, key: prefix.isEmpty ? nil : prefix + "…", operation: "listing") }
@@ -351,7 +363,7 @@ public final class S3Client: @unchecked Sendable {
                 out.append(Listed(key: key, size: Int64(S3XML.value("Size", in: block) ?? "") ?? -1, etag: S3XML.value("ETag", in: block)))
             }
             token = S3XML.value("IsTruncated", in: text) == "true" ? S3XML.value("NextContinuationToken", in: text) : nil
-        } while token != nil
+        } while token != nil && (maxKeys.map { out.count < $0 } ?? true)
         return out
     }
 
@@ -382,11 +394,11 @@ public final class S3Client: @unchecked Sendable {
         var checksum: String
     }
 
-    func uploadPart(_ key: String, uploadID: String, number: Int, data: Data) throws -> Part {
-        let digest = data.withUnsafeBytes { SHA256.hash($0) }
+    /// Uploads one part from a file whose SHA-256 is `sha256` (signed, and sent as the part checksum).
+    func uploadPart(_ key: String, uploadID: String, number: Int, file: String, sha256 digest: [UInt8]) throws -> Part {
         let checksum = Base64.encode(digest)
         let r = try send("PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-                         headers: ["x-amz-checksum-sha256": checksum], body: .data(data), payloadHash: Hex.encode(digest))
+                         headers: ["x-amz-checksum-sha256": checksum], body: .file(file), payloadHash: Hex.encode(digest))
         guard r.status == 200, let etag = Self.etag(r) else { throw error(r, key: key, operation: "uploading part \(number) of") }
         return Part(number: number, etag: etag, checksum: checksum)
     }

@@ -111,7 +111,7 @@ extension Repository {
             }
             out[ref] = id
         }
-        for (prefix, on) in [("refs/heads/", all), ("refs/tags/", tags || all), ("refs/stages/", stages || all), ("refs/runs/", all)] where on {
+        for (prefix, on) in [("refs/heads/", all), ("refs/tags/", tags || all), ("refs/stages/", stages || all), ("refs/runs/", all), ("refs/models/", stages || all)] where on {
             for (n, id) in refs.list(prefix) { out[n] = id }
         }
         return out.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
@@ -125,6 +125,10 @@ extension Repository {
         let started = Self.monotonic()
         let (name, remote) = try transport(named: remoteName)
         try remote.open(create: true)
+        // gc --remote waits for this push (spec/remote.md §Garbage collection): take the lease before asking
+        // the remote what it has.
+        let lease = try remote.acquirePushLease()
+        defer { lease?.release() }
         var report = TransferReport(remote: remote.location)
         let remoteRefs = try remote.refs()
         var accepted: [(ref: String, local: ObjectID, remote: ObjectID?)] = []
@@ -140,6 +144,10 @@ extension Repository {
                     reject = "the tag already exists on the remote at \(theirs.short) (tags do not move)"
                 } else if ref.hasPrefix("refs/runs/") {
                     reject = "the remote has another run for the same stage key (kept; runs are cache entries)"
+                } else if ref.hasPrefix("refs/models/") {
+                    if !(try isModelAncestor(theirs, of: local)) {
+                        reject = "the remote model has versions you do not have; fetch, then register again"
+                    }
                 } else if ref.hasPrefix("refs/stages/") {
                     if !(try isStageAncestor(theirs, of: local)) {
                         reject = "the remote stage has records you do not have (someone else promoted); fetch, then promote again"
@@ -206,6 +214,7 @@ extension Repository {
     static func trackingRef(remote: String, ref: String) -> String? {
         if ref.hasPrefix("refs/heads/") { return "refs/remotes/\(remote)/" + ref.dropFirst(11) }
         if ref.hasPrefix("refs/stages/") { return "refs/remotes/\(remote)/stages/" + ref.dropFirst(12) }
+        if ref.hasPrefix("refs/models/") { return "refs/remotes/\(remote)/models/" + ref.dropFirst(12) }
         return nil
     }
 
@@ -277,14 +286,16 @@ extension Repository {
             return try JSONValue.parse(json: try read(id).1, what: "object \(id.short)")
         }
         // Wanted contents first (whole closures, leaves first), then the metadata that names them.
+        // Kinds come from the transport without reading file contents (which are read once, below).
+        let kindOf: (ObjectID) throws -> ObjectKind = { id in try cache.encoded[id]?.0.kind ?? remote.kind(of: id) }
         var order: [ObjectID] = []
         if case .only(let ids) = content {
-            order = try Self.closure(roots: ids.sorted(), have: { local.contains($0) }, kindOf: { try read($0).0.kind },
+            order = try Self.closure(roots: ids.sorted(), have: { local.contains($0) }, kindOf: kindOf,
                                      payloadOf: { try read($0).1 }, readJSON: readJSON)
         }
         let already = Set(order)
         order += try Self.closure(
-            roots: roots, have: { local.contains($0) || already.contains($0) }, kindOf: { try read($0).0.kind },
+            roots: roots, have: { local.contains($0) || already.contains($0) }, kindOf: kindOf,
             payloadOf: { try read($0).1 }, readJSON: readJSON,
             follow: { _, edge in
                 if case .all = content { return true }
@@ -292,6 +303,7 @@ extension Repository {
             })
         guard !order.isEmpty else { return }
         let ids = order
+        try remote.willRead(ids.filter { cache.encoded[$0] == nil })
         let batch = local.batch(packOnly: true)
         progress?.begin("fetching", totalBytes: Int64(order.count))
         do {

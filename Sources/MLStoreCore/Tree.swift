@@ -109,7 +109,8 @@ public struct Tree: Sendable, Equatable {
                 }
                 guard try r.u8() == UInt8(ascii: " ") else { throw bad("missing space after kind") }
                 let modeText = String(decoding: try r.until(UInt8(ascii: " "), limit: 4), as: UTF8.self)
-                guard let mode = UInt32(modeText, radix: 8) else { throw bad("bad mode '\(modeText)'") }
+                // Canonical text only (no sign, no leading zeros): one payload per tree, one id per tree.
+                guard ["644", "755", "777"].contains(modeText), let mode = UInt32(modeText, radix: 8) else { throw bad("bad mode '\(modeText)'") }
                 let validMode: Bool
                 switch kind {
                 case .file, .chunked: validMode = mode == 0o644 || mode == 0o755
@@ -200,7 +201,7 @@ public struct ChunkedFile: Sendable, Equatable {
             let algo = try r.u8()
             guard algo == Self.algorithmFastCDC2020 else { throw bad("unknown chunker \(algo)") }
             let level = try r.u8()
-            _ = try r.u8()
+            guard try r.u8() == 0 else { throw bad("reserved byte is not 0") }
             let mn = try r.u32(), avg = try r.u32(), mx = try r.u32()
             let size = try r.u64()
             guard size <= UInt64(Int64.max) else { throw bad("file size overflows") }

@@ -42,7 +42,9 @@ extension Repository {
             let report = try repo.fetch(from: "origin", content: partial ? .none : .all, progress: progress)
             let (_, remote) = try repo.transport(named: "origin")
             let actor = repo.identity()
-            let heads = repo.refs.list("refs/remotes/origin/").filter { !$0.name.hasPrefix("refs/remotes/origin/stages/") }
+            let heads = repo.refs.list("refs/remotes/origin/").filter {
+                !$0.name.hasPrefix("refs/remotes/origin/stages/") && !$0.name.hasPrefix("refs/remotes/origin/models/")
+            }
             var branch = try remote.defaultBranch()
             let branchExists = try branch.map { try repo.refs.read("refs/remotes/origin/\($0)") != nil } ?? false
             if !branchExists {
@@ -50,6 +52,9 @@ extension Repository {
             }
             for (name, id) in repo.refs.list("refs/remotes/origin/stages/") {
                 try repo.refs.update("refs/stages/" + name.dropFirst("refs/remotes/origin/stages/".count), to: id, expecting: .absent, actor: actor, message: "clone")
+            }
+            for (name, id) in repo.refs.list("refs/remotes/origin/models/") {
+                try repo.refs.update("refs/models/" + name.dropFirst("refs/remotes/origin/models/".count), to: id, expecting: .absent, actor: actor, message: "clone")
             }
             if let branch, let id = try repo.refs.read("refs/remotes/origin/\(branch)") {
                 try repo.refs.update("refs/heads/\(branch)", to: id, expecting: .absent, actor: actor, message: "clone: from \(absoluteURL)")
@@ -118,6 +123,15 @@ extension Workspace {
         } else {
             throw MLStoreError(.conflict, "\(branch) and \(remoteName)/\(branch) have diverged (each has commits the other lacks)",
                                hint: "mlstore cannot merge yet: keep your work on a new branch (`mlstore branch mine`), then `mlstore checkout --force \(remoteName)/\(branch)` or recommit on top of it")
+        }
+        // Model version chains: take the remote's when it extends ours.
+        for (name, id) in repo.refs.list("refs/remotes/\(remoteName)/models/") {
+            let localRef = "refs/models/" + name.dropFirst("refs/remotes/\(remoteName)/models/".count)
+            let mine = try repo.refs.read(localRef)
+            if mine == id { continue }
+            if try mine.map({ try repo.isModelAncestor($0, of: id) }) ?? true {
+                try repo.refs.update(localRef, to: id, expecting: mine.map { .value($0) } ?? .absent, actor: actor, message: "pull")
+            }
         }
         // Stage refs: take the remote's history when it extends ours.
         for (name, id) in repo.refs.list("refs/remotes/\(remoteName)/stages/") {

@@ -40,6 +40,10 @@ extension Workspace {
 }
 
 extension Repository {
+    /// Largest number of paths a checkout expands a tree into (bounds memory for hostile trees whose
+    /// subtrees repeat).
+    public static let maxFlattenedEntries = 10_000_000
+
     /// Reads a tree object.
     public func tree(_ id: ObjectID) throws -> Tree {
         try Tree(decoding: try objects.read(id, as: .tree), id: id)
@@ -60,6 +64,9 @@ extension Repository {
                 throw MLStoreError(.corrupt, "tree \(id.hex) nests more than 256 levels deep (a cycle?)")
             }
             let t = try tree(id)
+            guard out.count + t.entries.count <= Self.maxFlattenedEntries else {
+                throw MLStoreError(.corrupt, "tree \(id.hex) expands to more than \(Self.maxFlattenedEntries) paths (a hostile tree?)")
+            }
             for e in t.entries {
                 let p = Path.join(prefix, e.name)
                 if e.kind == .directory {

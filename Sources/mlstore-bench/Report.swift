@@ -13,6 +13,7 @@ struct Machine {
     var os = ""
     var memGiB = 0.0
     var swift = ""
+    var nice = 0
 
     static func current() -> Machine {
         var m = Machine()
@@ -22,6 +23,8 @@ struct Machine {
             m.cpu = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         m.nproc = workerCount
+        errno = 0
+        m.nice = Int(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0))
         var u = utsname()
         if uname(&u) == 0 {
             func s<T>(_ t: T) -> String {
@@ -43,7 +46,7 @@ struct Machine {
     }
 
     var json: [String: Any] {
-        ["cpu_model": cpu, "nproc": nproc, "kernel": kernel, "os": os, "mem_gib": (memGiB * 10).rounded() / 10, "swift": swift]
+        ["cpu_model": cpu, "nproc": nproc, "kernel": kernel, "os": os, "mem_gib": (memGiB * 10).rounded() / 10, "swift": swift, "nice": nice]
     }
 }
 
@@ -141,8 +144,12 @@ struct Report {
                 return k == "dvc" || k == "mlstore" ? "\(k) \(v)" : v
             }
             lines.append("tools: " + tools.joined(separator: "; "))
+            if let la = ext?["loadavg"] as? [String: Any], let a = la["start"] as? String, let b = la["end"] as? String {
+                lines.append("load average (1/5/15 min) when the external run started: \(a); when it ended: \(b) (a busy machine inflates absolute times)")
+            }
         }
         if !machine.swift.isEmpty { lines.append("swift: \(machine.swift)") }
+        if machine.nice != 0 { lines.append("scheduling: the benchmark ran at nice \(machine.nice) (a shared machine)") }
         return lines.joined(separator: "\n")
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import MLStoreBasics
 import MLStoreCore
@@ -5,20 +6,54 @@ import MLStoreCore
 extension MLStoreCommand {
     struct RemoteCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "remote", abstract: "Manage remotes (shared directories now; s3:// and http(s):// later).",
+            commandName: "remote", abstract: "Manage remotes (shared directories and s3:// buckets).",
             subcommands: [Add.self, List.self, Remove.self], defaultSubcommand: List.self)
 
         struct Add: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Add a remote: mlstore remote add <name> <path or file:// URL>.")
+            static let configuration = CommandConfiguration(
+                abstract: "Add a remote: mlstore remote add <name> <path | file:// URL | s3://bucket/prefix>.",
+                discussion: """
+                    S3 (and S3-compatible stores): credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY \
+                    (AWS_SESSION_TOKEN) or a ~/.aws/credentials profile (AWS_PROFILE), never from the mlstore config. \
+                    The store is probed for conditional writes (If-None-Match / If-Match), which make concurrent \
+                    pushes safe; a store without them is refused unless --unsafe-no-conditional-writes.
+                    """)
             @Argument(help: "Remote name, e.g. origin.") var name: String
-            @Argument(help: "A directory path or file:// URL.") var url: String
+            @Argument(help: "A directory path, file:// URL, or s3://bucket/prefix.") var url: String
+            @Option(help: "S3: endpoint URL of a non-AWS store, e.g. http://127.0.0.1:8333.") var endpoint: String?
+            @Option(help: "S3: region (default: AWS_REGION, AWS_DEFAULT_REGION, ~/.aws/config, us-east-1).") var region: String?
+            @Flag(name: .customLong("path-style"), inversion: .prefixedNo,
+                  help: "S3: path-style addressing (endpoint/bucket/key) instead of virtual-hosted (bucket.endpoint/key); default: automatic.")
+            var pathStyle: Bool?
+            @Flag(name: .customLong("unsafe-no-conditional-writes"),
+                  help: "S3: accept a store without conditional writes. Concurrent pushes can then overwrite each other's ref updates and lose commits.")
+            var unsafeNoConditionalWrites = false
             @OptionGroup var options: StoreOptions
 
             func run() throws {
                 let repo = try options.repository()
                 let stored = url.contains("://") ? url : Path.absolute(url, base: Sys.currentDirectory())
-                try repo.addRemote(name: name, url: stored)
-                if !options.json { print("Added remote \(name) → \(stored)") }
+                guard stored.hasPrefix("s3://") else {
+                    if endpoint != nil || region != nil || pathStyle != nil || unsafeNoConditionalWrites {
+                        throw MLStoreError(.usage, "--endpoint, --region, --path-style and --unsafe-no-conditional-writes apply to s3:// remotes only")
+                    }
+                    try repo.addRemote(name: name, url: stored)
+                    if !options.json { print("Added remote \(name) → \(stored)") }
+                    return
+                }
+                var settings = S3Settings(endpoint: endpoint, region: region, pathStyle: pathStyle)
+                settings = try S3Settings(entries: Dictionary(uniqueKeysWithValues: settings.configEntries))
+                let remote = try S3Remote(url: stored, settings: settings)
+                // Checks credentials, the bucket, and conditional writes before anything is stored.
+                if let problem = try remote.probeConditionalWrites() {
+                    guard unsafeNoConditionalWrites else {
+                        throw S3Remote.conditionalWritesRefusal(remote.location, endpoint: remote.client.endpoint, reason: problem)
+                    }
+                    settings.conditionalWrites = false
+                    Terminal.warn("\(remote.location) does not support conditional writes (\(problem)); added anyway (--unsafe-no-conditional-writes): never push to it from two places at once")
+                }
+                try repo.addRemote(name: name, url: stored, settings: settings)
+                if !options.json { print("Added remote \(name) → \(remote.location) at \(remote.client.endpoint)") }
             }
         }
 
@@ -140,18 +175,28 @@ extension MLStoreCommand {
             abstract: "Copy a remote into a new workspace (remote named origin) and check out its default branch.",
             discussion: "With --partial only metadata is fetched; file contents come on demand when a checkout needs them (e.g. `mlstore checkout fraud@production`).")
 
-        @Argument(help: "A directory path or file:// URL.") var url: String
+        @Argument(help: "A directory path, file:// URL, or s3://bucket/prefix.") var url: String
         @Argument(help: "Directory to create (default: the remote's name).") var directory: String?
         @Flag(help: "Fetch metadata only; contents on demand.") var partial = false
         @Flag(name: .customLong("no-checkout"), help: "Do not check out files.") var noCheckout = false
+        @Option(help: "S3: endpoint URL of a non-AWS store (kept as remote.origin.endpoint).") var endpoint: String?
+        @Option(help: "S3: region.") var region: String?
+        @Flag(name: .customLong("path-style"), inversion: .prefixedNo, help: "S3: path-style addressing.") var pathStyle: Bool?
         @Flag(help: "Print machine-readable JSON.") var json = false
 
         func run() throws {
             var name = Path.basename(url.hasSuffix("/") ? String(url.dropLast()) : url)
             if name.hasSuffix(".mlstore") { name = String(name.dropLast(8)) }
             let dir = directory ?? (name.isEmpty ? "clone" : name)
-            let (repo, report, branch) = try Repository.clone(url: url, into: dir, partial: partial, checkout: !noCheckout, progress: Terminal.progressBar())
-            Tracking.refresh(repo)
+            var source = url
+            let s3 = S3Settings(endpoint: endpoint, region: region, pathStyle: pathStyle).configEntries
+            if !s3.isEmpty {
+                guard url.hasPrefix("s3://") else { throw MLStoreError(.usage, "--endpoint, --region and --path-style apply to s3:// remotes only") }
+                // Carried in the URL's query; `remote add` stores them as remote.origin.<key>.
+                let query = s3.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0.1)" }.joined(separator: "&")
+                source += (url.contains("?") ? "&" : "?") + query
+            }
+            let (repo, report, branch) = try Repository.clone(url: source, into: dir, partial: partial, checkout: !noCheckout, progress: Terminal.progressBar())
             if json {
                 struct Out: Encodable { var workspace: String; var branch: String?; var fetch: TransferReport }
                 return try Terminal.printJSON(Out(workspace: repo.workspaceRoot ?? dir, branch: branch, fetch: report))
