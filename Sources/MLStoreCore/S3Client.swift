@@ -170,6 +170,7 @@ public final class S3Client: @unchecked Sendable {
 
     /// `MLSTORE_S3_TRACE=1` prints every request and its duration to stderr.
     static let trace = ProcessInfo.processInfo.environment["MLSTORE_S3_TRACE"] == "1"
+    static let processStart = Date()
 
     /// Sends a signed request (with retries on 5xx and timeouts).
     /// - Parameters:
@@ -195,7 +196,8 @@ public final class S3Client: @unchecked Sendable {
         let started = Date()
         defer {
             if Self.trace {
-                FileHandle.standardError.write(Data("s3: \(method) \(url) \(String(format: "%.3f", Date().timeIntervalSince(started))) s\n".utf8))
+                let t = String(format: "%.3f", started.timeIntervalSince(Self.processStart))
+                FileHandle.standardError.write(Data("s3: [\(t)] \(method) \(url) \(String(format: "%.3f", Date().timeIntervalSince(started))) s\n".utf8))
             }
         }
         return try http.send({

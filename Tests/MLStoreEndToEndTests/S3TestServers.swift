@@ -98,7 +98,7 @@ final class S3TestServer: @unchecked Sendable {
             switch kind {
             case .seaweedfs, .moto:
                 p.executableURL = URL(fileURLWithPath: "/bin/bash")
-                p.arguments = [Self.repoRoot + "/scripts/s3-test-servers.sh", kind.rawValue] + (kind == .seaweedfs ? [dir.path] : []) + ["\(port)", "\(getpid())"]
+                p.arguments = [Self.repoRoot + "/scripts/s3-test-servers.sh", kind.rawValue, dir.path, "\(port)", "\(getpid())"]
             case .fake:
                 try FS.write(dir.path + "/fake.py", Self.fakeServer)
                 if flaky { try FS.write(dir.path + "/flaky", "") }
