@@ -50,11 +50,11 @@ stdout and a JSON report.
 Timing: each measurement's untimed setup builds a fresh directory, then the
 command runs under /usr/bin/time -f '%e %M' (wall seconds, peak RSS of the
 largest process).  Page cache is warm: inputs are read once before timing and
-'sync' runs after every setup; timed writes are not fsync'd.  Nothing with
-many files is deleted while timings run: it is renamed into WORK/trash, which
-is emptied after the large-file workloads and at exit (ext4 skips inodes freed
-in the last minute when it allocates new ones, so creating 20,000 files right
-after deleting 20,000 others runs ~10x slower and would time the file system).
+'sync' runs after every setup; timed writes are not fsync'd.  In the files
+workload nothing is deleted while timings run: it is renamed into WORK/trash,
+emptied at exit (ext4 skips inodes freed in the last minute or so when it
+allocates new ones, so creating 20,000 files right after deleting 20,000
+others runs ~10x slower and would time the file system, not the tool).
 EOF
 }
 
@@ -131,18 +131,24 @@ mkdir -p -- "$DATA" "$SCRATCH" "$LOGS" "$TRASH" "$(dirname -- "$OUT")"
 rm -rf -- "${SCRATCH:?}"/* "${TRASH:?}"/* "$LOGS"/*.log
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)
 
-# discard PATH...: move out of the way now, delete later (see --help: ext4
-# allocates inodes slowly right after many were freed).  Same file system, so
-# this is a rename.
+# discard PATH...: delete, or with DEFER_DELETE=1 (workloads of many small
+# files) move out of the way now and delete at exit: ext4 allocates inodes
+# slowly right after many were freed (see --help).  Same file system, so the
+# move is a rename.  Large-file workloads delete at once (few inodes, many
+# bytes: deferring would fill the disk).
+DEFER_DELETE=0
 discard() {
   local p t
   for p; do
     [[ -e $p || -L $p ]] || continue
-    t=$(mktemp -d -- "$TRASH/t.XXXXXX")
-    mv -- "$p" "$t/"
+    if ((DEFER_DELETE)); then
+      t=$(mktemp -d -- "$TRASH/t.XXXXXX")
+      mv -- "$p" "$t/"
+    else
+      rm -rf -- "$p"
+    fi
   done
 }
-empty_trash() { rm -rf -- "${TRASH:?}"/*; }
 
 cleanup() {
   local rc=$?
@@ -797,13 +803,12 @@ info "mode: $( ((QUICK)) && echo quick || echo full), runs: $RUNS, work: $WORK"
 gen_data
 for w in model model-mod files csv; do
   wl_on "$w" || continue
+  DEFER_DELETE=0
+  [[ $w == files ]] && DEFER_DELETE=1
   case $w in
     model-mod) bench_v2 ;;
     *) bench_one "$w" ;;
   esac
-  # Large-file trash holds few inodes but many bytes: free it now.  The small
-  # files' trash (hundreds of thousands of inodes) waits for the exit.
-  [[ $w == files ]] || empty_trash
 done
 LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)
 write_json

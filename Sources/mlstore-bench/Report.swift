@@ -130,7 +130,7 @@ struct Report {
         let iso = ISO8601DateFormatter().string(from: date)
         lines.append("mlstore benchmark, \(mode) mode, \(iso)")
         lines.append("machine: \(machine.cpu), \(machine.nproc) vCPUs, \(fmt(machine.memGiB, 1)) GiB RAM, \(machine.kernel), \(machine.os)")
-        var diskLine = "disk: work dir on \(em["work_fs"] as? String ?? "?")"
+        var diskLine = "disk: work dir" + ((em["work_fs"] as? String).map { " on " + $0 } ?? "")
         if let disk { diskLine += ", sequential write + fsync \(fmt(disk.mbPerSecond, 0)) MB/s (measured)" }
         lines.append(diskLine)
         if let sha1 = micro.first(where: { $0.name.hasPrefix("SHA-256, 1") }), let shaN = micro.first(where: { $0.name.hasPrefix("SHA-256,") && !$0.name.hasPrefix("SHA-256, 1") }) {
