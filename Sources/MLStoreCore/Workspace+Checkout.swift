@@ -217,15 +217,17 @@ final class SafeWriter {
         let tmp = tempName(name)
         let display = root + "/" + rel
         let fd = try Sys.openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode_t(mode), display: display)
+        var open = true
         do {
             try body { buf in try Sys.write(fd, buf, path: display) }
             Sys.close(fd)
+            open = false
             if let st = try Sys.fstatat(dfd, name, display: display), st.type == .directory {
                 throw MLStoreError(.conflict, "cannot write '\(rel)': a directory is in the way", hint: "move the directory away, then run checkout again")
             }
             try Sys.renameat(dfd, tmp, name, display: display)
         } catch {
-            Sys.close(fd)
+            if open { Sys.close(fd) }  // never close twice: the number may belong to another thread by now
             _ = try? Sys.unlinkat(dfd, tmp, display: display)
             throw error
         }

@@ -41,6 +41,7 @@ struct Options {
           --no-build         do not run `swift build` for the mlstore binary
           --skip-external    micro-benchmarks only
           --skip-micro       external tools only
+          --tracking [N]     instead: the tracking benchmark (N commits; see TrackingBench.swift)
           -h, --help         this help
         """
 

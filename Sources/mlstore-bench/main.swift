@@ -2,7 +2,7 @@
 // git-lfs, DVC and mlstore on the same seeded workloads), combined into one table and one JSON report.
 //
 //   swift run -c release mlstore-bench --quick     # CI: well under a minute
-//   swift run -c release mlstore-bench             # full: 1 GiB model, 20,000 files, 256 MiB CSV (~20 min)
+//   swift run -c release mlstore-bench             # full: 1 GiB model, 20,000 files, 256 MiB CSV (~25 min)
 //
 // See spec/performance.md for the method and the reference results.
 import Foundation
