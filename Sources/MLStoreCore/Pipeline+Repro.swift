@@ -275,30 +275,15 @@ final class PipelineRunner: @unchecked Sendable {
             for o in outs {
                 let under = index.entries(under: o)
                 outEntries += under
-                if under.count == 1, under[0].path == o {
-                    outputs.append(Artifact(id: under[0].id, path: o))
-                } else {
-                    let stripped = under.map { e -> IndexEntry in
-                        var c = e
-                        c.path = String(e.path.dropFirst(o.count + 1))
-                        return c
-                    }
-                    outputs.append(Artifact(id: try Workspace.buildTree(stripped, into: batch).id, path: o))
-                }
+                outputs.append(Artifact(id: try Workspace.artifactID(under, at: o, into: batch), path: o))
             }
             // Store dependency contents that are not stored yet (code files, mostly).
             for (d, _) in key.deps where index.entries(under: d).isEmpty {
                 if let st = try Sys.lstatIfExists(ws.absolute(d)) {
                     if st.isDirectory {
-                        for (p, fst) in try ws.walk(d) { _ = try ws.importer.importPath(ws.absolute(p), stat: fst, into: batch) }
-                        var entries: [IndexEntry] = []
-                        for (p, fst) in try ws.walk(d) {
-                            let f = try ws.importer.importPath(ws.absolute(p), stat: fst, into: nil)
-                            var e = IndexEntry(path: p, imported: f, stat: fst)
-                            e.path = String(p.dropFirst(d.count + 1))
-                            entries.append(e)
-                        }
-                        _ = try Workspace.buildTree(entries, into: batch)
+                        // One walk, one read per file: the same importer `add` uses.
+                        let entries = try ws.importFiles(try ws.walk(d), into: batch, progress: nil)
+                        _ = try Workspace.artifactID(entries, at: d, into: batch)
                     } else {
                         _ = try ws.importer.importPath(ws.absolute(d), stat: st, into: batch)
                     }

@@ -34,13 +34,7 @@ extension Workspace {
                     guard !under.isEmpty else {
                         throw MLStoreError(.notFound, "\(flag) \(p): the path is not tracked", hint: "add it first: mlstore add \(p)")
                     }
-                    if under.count == 1, under[0].path == p { return Artifact(id: under[0].id, path: p) }
-                    let stripped = under.map { e -> IndexEntry in
-                        var c = e
-                        c.path = String(e.path.dropFirst(p.isEmpty ? 0 : p.count + 1))
-                        return c
-                    }
-                    return Artifact(id: try Self.buildTree(stripped, into: batch).id, path: p.isEmpty ? "." : p)
+                    return Artifact(id: try Self.artifactID(under, at: p, into: batch), path: p.isEmpty ? "." : p)
                 }
             }
             let author = repo.identity(role: "AUTHOR")

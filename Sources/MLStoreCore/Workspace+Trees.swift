@@ -24,6 +24,18 @@ extension Workspace {
         return (id, tree.totalSize)
     }
 
+    /// The id of a path made of `entries` (all at or below `prefix`): the file's own id when `prefix` is one
+    /// file, else the tree of the entries with `prefix/` removed (stored into `batch` when given).
+    public static func artifactID(_ entries: [IndexEntry], at prefix: String, into batch: ObjectBatch?) throws -> ObjectID {
+        if entries.count == 1, entries[0].path == prefix { return entries[0].id }
+        let stripped = entries.map { e -> IndexEntry in
+            var c = e
+            c.path = prefix.isEmpty ? e.path : String(e.path.dropFirst(prefix.count + 1))
+            return c
+        }
+        return try buildTree(stripped, into: batch).id
+    }
+
     /// Writes the staged state as trees and returns the root tree id (`write-tree`).
     public func writeTree() throws -> ObjectID {
         let index = try WorkspaceIndex.load(repo)
