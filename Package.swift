@@ -11,6 +11,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Only MLStoreServer (`mlstore serve`) links the HTTP server stack.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries from the system; only MLStoreBasics imports them.
@@ -27,11 +29,18 @@ let package = Package(
         .target(name: "MLStoreBasics", dependencies: ["CMLStoreZlib", "CMLStoreCrypto", "CMLStoreSys", "CMLStoreSQLite"]),
         // Core: objects, chunking, packs, trees, the workspace index, checkout.
         .target(name: "MLStoreCore", dependencies: ["MLStoreBasics", .product(name: "Yams", package: "Yams")]),
+        // Server: the HTTP remote and the web UI (`mlstore serve`).
+        .target(
+            name: "MLStoreServer",
+            dependencies: [
+                "MLStoreCore", "MLStoreBasics",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
         // CLI: argument parsing and rendering over the libraries.
         .target(
             name: "MLStoreCLI",
             dependencies: [
-                "MLStoreCore", "MLStoreBasics",
+                "MLStoreCore", "MLStoreBasics", "MLStoreServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "mlstore", dependencies: ["MLStoreCLI"]),
@@ -44,6 +53,9 @@ let package = Package(
         .testTarget(
             name: "MLStoreEndToEndTests",
             dependencies: ["mlstore", "MLStoreCore", "MLStoreBasics", "MLStoreTestSupport"]),
+        .testTarget(
+            name: "MLStoreServerTests",
+            dependencies: ["MLStoreServer", "MLStoreCore", "MLStoreBasics", "MLStoreTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
