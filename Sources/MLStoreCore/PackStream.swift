@@ -32,6 +32,28 @@ public enum WireFormat {
         return w.bytes
     }
 
+    /// A whole pack stream (header, entries in order, footer) in memory — what `POST /api/v1/packs` takes.
+    /// For tests and small uploads; ``HTTPRemote`` streams large uploads from a pack file.
+    public static func packStream(_ objects: [EncodedObject]) -> [UInt8] {
+        var w = ByteWriter()
+        w.raw(PackFormat.magic)
+        w.u32(PackFormat.version)
+        var out = w.bytes
+        let hasher = SHA256()
+        for o in objects {
+            let h = entryHeader(o)
+            hasher.update(h)
+            out += h
+            out.append(contentsOf: o.stored)
+        }
+        var f = ByteWriter()
+        f.raw(PackFormat.footerMagic)
+        f.u64(UInt64(objects.count))
+        out += f.bytes
+        out += hasher.finalize()
+        return out
+    }
+
     /// Parses one entry header at the start of `buf`; nil if fewer than ``entryHeaderSize`` bytes.
     static func header(_ buf: UnsafeRawBufferPointer, location: String) throws -> (id: ObjectID, kind: ObjectKind, codec: UInt8, payloadSize: Int, storedSize: Int)? {
         guard buf.count >= entryHeaderSize else { return nil }
