@@ -302,7 +302,7 @@ public final class HTTPRemote: RemoteTransport, @unchecked Sendable {
         do {
             try produce { obj in
                 guard seen.insert(obj.id).inserted else { return }
-                if writer == nil { writer = try PackWriter(directory: dir) }
+                if writer == nil { writer = try PackWriter(directory: dir, durable: false) }
                 try writer!.add(obj)
                 if writer!.offset >= Self.packLimit { try send() }
             }

@@ -33,8 +33,12 @@ final class PackWriter {
     private(set) var entries: [(ObjectID, Int64)] = []
     private(set) var storedBytes: Int64 = 0
 
-    init(directory: String) throws {
+    /// False for scratch packs that are uploaded and deleted (no fsync, no early write-back).
+    let durable: Bool
+
+    init(directory: String, durable: Bool = true) throws {
         self.directory = directory
+        self.durable = durable
         try Sys.mkdirs(directory)
         tempPath = directory + "/tmp-pack-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         fd = try Sys.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, mode: 0o444)
@@ -63,7 +67,7 @@ final class PackWriter {
         buffer.removeAll(keepingCapacity: true)
         // Let the disk work while we hash: start write-back every 32 MiB so the final fsync is short.
         let written = offset - Int64(buffer.count)
-        if written - writeBackFrom >= 32 << 20 {
+        if durable, written - writeBackFrom >= 32 << 20 {
             Sys.startWriteBack(fd, offset: writeBackFrom, length: written - writeBackFrom)
             writeBackFrom = written
         }
@@ -88,7 +92,7 @@ final class PackWriter {
         buffer.removeAll()
         let checksum = hasher.finalize()
         try Sys.write(fd, checksum, path: tempPath)
-        try Sys.fsync(fd, path: tempPath)
+        if durable { try Sys.fsync(fd, path: tempPath) }
         let name = "pack-" + Hex.encode(checksum)
         let packPath = directory + "/" + name + ".pack"
         try Sys.rename(tempPath, packPath)

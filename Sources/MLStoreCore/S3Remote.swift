@@ -557,7 +557,7 @@ public final class S3Remote: RemoteTransport, @unchecked Sendable {
                 stats.objectsWritten += 1
                 stats.storedBytes += Int64(obj.stored.count)
                 stats.payloadBytes += Int64(obj.payloadSize)
-                if writer == nil { writer = try PackWriter(directory: dir) }
+                if writer == nil { writer = try PackWriter(directory: dir, durable: false) }
                 try writer?.add(obj)
                 if let w = writer, w.offset >= ObjectBatch.packByteLimit {
                     writer = nil

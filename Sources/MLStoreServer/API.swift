@@ -187,19 +187,27 @@ struct API {
     }
 
     /// A pack stream, verified as it arrives and published only when complete (spec/http.md §Upload).
+    /// Receiving the next 4 MiB overlaps with verifying the previous ones (one chunk in flight).
     func upload(_ request: Request) async throws -> Response {
         let receiver = PackStreamReceiver(repository: repo, maxBytes: server.options.maxBodyBytes, location: "the upload from \(caller.name)")
+        let server = self.server
+        let chunkSize = 4 << 20
         var pending: [UInt8] = []
-        pending.reserveCapacity(4 << 20)
+        pending.reserveCapacity(chunkSize)
+        var inflight: Task<Void, Error>?
         do {
             for try await buffer in request.body {
-                pending.append(contentsOf: buffer.readableBytesView)
-                if pending.count >= 4 << 20 {
+                buffer.withUnsafeReadableBytes { pending.append(contentsOf: $0) }
+                if pending.count >= chunkSize {
                     let chunk = pending
-                    pending.removeAll(keepingCapacity: true)
-                    try await server.blocking { try receiver.consume(chunk) }
+                    pending = []
+                    pending.reserveCapacity(chunkSize)
+                    try await inflight?.value
+                    inflight = Task { try await server.blocking { try receiver.consume(chunk) } }
                 }
             }
+            try await inflight?.value
+            inflight = nil
             let chunk = pending
             let stats = try await server.blocking { () -> ObjectBatch.Stats in
                 try receiver.consume(chunk)
@@ -207,6 +215,7 @@ struct API {
             }
             return try json(HTTPProtocol.Uploaded(stats))
         } catch {
+            _ = try? await inflight?.value
             receiver.abandon()
             if let e = error as? MLStoreError, e.message.contains("larger than the server's limit") {
                 throw Dispatcher.Refusal(status: .contentTooLarge, error: e)

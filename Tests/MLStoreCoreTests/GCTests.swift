@@ -349,7 +349,7 @@ private enum GCFixture {
         let c4 = try ws.quickCommit("c4")
         let orphanID = try #require(try repo.lookup("orphan.bin", in: try repo.commit(c4).tree)).id
         let remote = DirectoryRemote(path: bare)
-        let order = try Repository.closure(roots: [orphanID], have: { try remote.contains($0) }, kindOf: { try repo.objects.info($0).kind },
+        let order = try Repository.closure(roots: [orphanID], have: { try remote.containsMany($0) }, kindOf: { try repo.objects.info($0).kind },
                                            payloadOf: { try repo.objects.read($0).payload }, readJSON: { try? repo.json($0) })
         _ = try remote.upload { send in for id in order { try send(try repo.objects.readEncoded(id).object) } }
         try repo.refs.update("refs/heads/main", to: c3, expecting: .value(c4), actor: repo.identity(), message: "back")
