@@ -33,6 +33,8 @@ public struct MLStoreError: Error, CustomStringConvertible, Sendable, Equatable 
         public static let io = Code("io", exitStatus: 7)
         /// A lock is held by another process.
         public static let locked = Code("locked", exitStatus: 8)
+        /// Not allowed: missing or wrong credentials, or a token without the needed scope.
+        public static let denied = Code("denied", exitStatus: 9)
     }
 
     public let code: Code

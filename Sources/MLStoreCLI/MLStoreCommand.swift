@@ -22,7 +22,7 @@ public struct MLStoreCommand: ParsableCommand {
             CommandGroup(name: "Runs and pipelines", subcommands: [Run.self, Reproduce.self, Repro.self, Dag.self]),
             CommandGroup(name: "Tracking", subcommands: [Runs.self, Compare.self, Metrics.self, Reindex.self]),
             CommandGroup(name: "Registry and lineage", subcommands: [Promote.self, Rollback.self, Stage.self, ModelCommand.self, Get.self, Export.self, Lineage.self]),
-            CommandGroup(name: "Remotes", subcommands: [Clone.self, RemoteCommand.self, Push.self, Fetch.self, Pull.self]),
+            CommandGroup(name: "Remotes", subcommands: [Clone.self, RemoteCommand.self, Push.self, Fetch.self, Pull.self, Serve.self]),
             CommandGroup(name: "Storage", subcommands: [GC.self, Cache.self, Du.self]),
             CommandGroup(name: "Plumbing", subcommands: [WriteTree.self, LsTree.self, CatObject.self, HashObject.self, Fsck.self, ConfigCommand.self]),
         ]

@@ -27,6 +27,11 @@ enum Terminal {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
+    /// An informational line on stderr (stdout stays for results).
+    static func note(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
     static func warn(_ text: String) {
         FileHandle.standardError.write(Data(("warning: " + text + "\n").utf8))
     }

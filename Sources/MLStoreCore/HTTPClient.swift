@@ -233,6 +233,12 @@ final class HTTPClient: @unchecked Sendable {
         return "\(error)"
     }
 
+    /// An integer knob from the environment (transfer tuning for benchmarks and tests), at least `min`.
+    static func tuning(_ name: String, _ value: Int, min: Int) -> Int {
+        guard let v = ProcessInfo.processInfo.environment[name].flatMap({ Int($0) }) else { return value }
+        return Swift.max(v, min)
+    }
+
     static func isRetryable(status: Int) -> Bool { status >= 500 || status == 429 }
 
     /// Sends with retries. `build` makes the request for each attempt (fresh date and signature).

@@ -6,6 +6,16 @@ public enum ObjectGraph {
     /// metadata; partial fetches skip content until it is needed.
     public enum Edge: Sendable { case metadata, content }
 
+    /// The kinds of a tree's or chunked file's children, which those objects name (empty for other kinds or
+    /// an undecodable payload). Lets a remote walk the graph without reading file contents.
+    public static func childKinds(kind: ObjectKind, payload: [UInt8], id: ObjectID) -> [(ObjectID, ObjectKind)] {
+        switch kind {
+        case .tree: (try? Tree(decoding: payload, id: id))?.entries.map { ($0.id, $0.kind.objectKind) } ?? []
+        case .chunked: (try? ChunkedFile(decoding: payload, id: id))?.chunks.map { ($0.id, .blob) } ?? []
+        default: []
+        }
+    }
+
     /// The objects `payload` (of `kind`) refers to, with whether each is content or metadata.
     /// `readJSON` reads an env blob (to find lock-file blobs it names).
     public static func children(kind: ObjectKind, payload: [UInt8], id: ObjectID, readJSON: (ObjectID) throws -> JSONValue?) throws

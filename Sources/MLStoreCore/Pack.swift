@@ -71,14 +71,9 @@ final class PackWriter {
 
     func add(_ obj: EncodedObject) throws {
         entries.append((obj.id, offset))
-        var w = ByteWriter(capacity: PackFormat.entryHeaderSize)
-        obj.id.append(to: &w.bytes)
-        w.u8(obj.kind.code)
-        w.u8(obj.codec.rawValue)
-        w.u64(UInt64(obj.payloadSize))
-        w.u64(UInt64(obj.stored.count))
-        hasher.update(w.bytes)
-        try append(w.bytes)
+        let header = WireFormat.entryHeader(obj)
+        hasher.update(header)
+        try append(header)
         try append(obj.stored)
         storedBytes += Int64(obj.stored.count)
     }

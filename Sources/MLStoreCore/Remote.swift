@@ -14,6 +14,8 @@ public protocol RemoteTransport: Sendable {
     func defaultBranch() throws -> String?
     func setDefaultBranch(_ branch: String) throws
     func contains(_ id: ObjectID) throws -> Bool
+    /// Which of `ids` the remote has, in one round trip where the transport allows. Default: ``contains(_:)`` each.
+    func containsMany(_ ids: [ObjectID]) throws -> [Bool]
     /// Reads an object, verified against its id; errors name the id and the remote path.
     func readEncoded(_ id: ObjectID) throws -> (object: EncodedObject, payload: [UInt8])
     /// Uploads objects (given in an order where every object follows the objects it refers to) as
@@ -29,11 +31,22 @@ public protocol RemoteTransport: Sendable {
     /// Announces the objects about to be read with ``readEncoded(_:)``, in order, so a network transport
     /// can merge adjacent reads and read ahead. Default: nothing.
     func willRead(_ ids: [ObjectID]) throws
+    /// For `push`: a lease that keeps a garbage collection of the remote from deleting what this push relies
+    /// on (spec/remote.md §Garbage collection). Taken before the remote's refs are read, released after the
+    /// refs moved. Default: none.
+    func acquirePushLease() throws -> (any PushLease)?
+}
+
+/// A push lease (see ``RemoteTransport/acquirePushLease()``).
+public protocol PushLease: Sendable {
+    func release()
 }
 
 extension RemoteTransport {
     public func kind(of id: ObjectID) throws -> ObjectKind { try readEncoded(id).object.kind }
     public func willRead(_ ids: [ObjectID]) throws {}
+    public func containsMany(_ ids: [ObjectID]) throws -> [Bool] { try ids.map { try contains($0) } }
+    public func acquirePushLease() throws -> (any PushLease)? { nil }
 }
 
 /// A remote on a (shared) directory: a bare store. Safe with many writers: packs and objects are
@@ -167,7 +180,7 @@ extension Repository {
         }
         var cfg = try config()
         cfg.set("remote.\(name).url", nil)
-        for k in S3Settings.configKeys + ["partial"] { cfg.set("remote.\(name).\(k)", nil) }
+        for k in S3Settings.configKeys + ["partial", "token"] { cfg.set("remote.\(name).\(k)", nil) }
         try cfg.save()
         for (ref, id) in refs.list("refs/remotes/\(name)/") {
             try refs.update(ref, to: nil, expecting: .value(id), actor: identity(), message: "remote \(name) removed")
@@ -183,10 +196,17 @@ extension Repository {
                 for k in S3Settings.configKeys { if let v = cfg.get("remote.\(r.name).\(k)") { entries[k] = v } }
                 return (r.name, try S3Remote(url: r.url, settings: try S3Settings(entries: entries), scratchDirectory: tempDirectory))
             }
+            if HTTPRemote.handles(r.url) {
+                let token = try config().get("remote.\(r.name).token")
+                return (r.name, try HTTPRemote(url: r.url, token: token, scratchDirectory: tempDirectory))
+            }
             return (r.name, try Self.transport(for: r.url, base: workspaceRoot ?? storeDirectory))
         }
         if nameOrURL.hasPrefix("s3://") {
             return (nil, try S3Remote(url: nameOrURL, scratchDirectory: tempDirectory))
+        }
+        if HTTPRemote.handles(nameOrURL) {
+            return (nil, try HTTPRemote(url: nameOrURL, scratchDirectory: tempDirectory))
         }
         if nameOrURL.contains("/") || nameOrURL.hasPrefix(".") {
             return (nil, try Self.transport(for: nameOrURL))
@@ -194,17 +214,19 @@ extension Repository {
         throw MLStoreError(.notFound, "no remote named \(nameOrURL)", hint: "add one with `mlstore remote add \(nameOrURL) <path-or-url>`")
     }
 
-    /// Parses a remote URL: a path, a `file://` URL, or `s3://bucket/prefix` (settings from the URL's
+    /// Parses a remote URL: a path, a `file://` URL, `http(s)://host:port` (`mlstore serve`), or `s3://bucket/prefix` (settings from the URL's
     /// `?endpoint=…&region=…&path-style=true` and the environment, e.g. `AWS_ENDPOINT_URL`).
     public static func transport(for url: String, base: String? = nil) throws -> RemoteTransport {
         var path = url
         if url.hasPrefix("s3://") {
             return try S3Remote(url: url)
+        } else if HTTPRemote.handles(url) {
+            return try HTTPRemote(url: url)
         } else if url.hasPrefix("file://") {
             path = String(url.dropFirst(7))
         } else if let colon = url.range(of: "://") {
             let scheme = url[..<colon.lowerBound]
-            throw MLStoreError(.usage, "remote URL scheme '\(scheme)' is not supported yet", hint: "use a directory path, a file:// URL or s3://bucket/prefix")
+            throw MLStoreError(.usage, "remote URL scheme '\(scheme)' is not supported", hint: "use a directory path, a file:// URL, s3://bucket/prefix or http(s)://host:port (`mlstore serve`)")
         }
         guard !path.isEmpty else { throw MLStoreError(.usage, "empty remote path") }
         return DirectoryRemote(path: Path.absolute(path, base: base ?? Sys.currentDirectory()))

@@ -315,13 +315,11 @@ extension DirectoryRemote {
     }
 }
 
-extension RemoteTransport {
-    /// For `push`: a lease on a directory remote, so `gc --remote` never deletes what this push relies on
-    /// (nil for other transports). Take it before reading the remote's refs; release it after the refs moved.
-    public func acquirePushLease() throws -> StoreLease? {
-        guard let d = self as? DirectoryRemote else { return nil }
-        return try d.acquireLease(purpose: "push")
-    }
+extension StoreLease: PushLease {}
+
+extension DirectoryRemote {
+    /// A lease on the store, so `gc --remote` never deletes what this push relies on.
+    public func acquirePushLease() throws -> (any PushLease)? { try acquireLease(purpose: "push") }
 }
 
 extension Repository {

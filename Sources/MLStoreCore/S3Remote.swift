@@ -25,10 +25,7 @@ public final class S3Remote: RemoteTransport, @unchecked Sendable {
     /// Part size (`MLSTORE_S3_PART_SIZE`; S3 requires at least 5 MiB for all parts but the last).
     static let partSize = tuning("MLSTORE_S3_PART_SIZE", 16 << 20, min: 5 << 20)
 
-    static func tuning(_ name: String, _ value: Int, min: Int) -> Int {
-        guard let v = ProcessInfo.processInfo.environment[name].flatMap({ Int($0) }) else { return value }
-        return Swift.max(v, min)
-    }
+    static func tuning(_ name: String, _ value: Int, min: Int) -> Int { HTTPClient.tuning(name, value, min: min) }
     /// Parts in flight at once (`MLSTORE_S3_PARALLEL_PARTS`).
     static let parallelParts = tuning("MLSTORE_S3_PARALLEL_PARTS", 4, min: 1)
     /// Ranged reads: adjacent entries are merged into requests of up to this size...
@@ -520,16 +517,8 @@ public final class S3Remote: RemoteTransport, @unchecked Sendable {
     /// Trees and chunked files name their children's kinds: remember them, so walking the graph needs no
     /// read of file contents. (Each object is still verified against its id when it is read.)
     private func learnKinds(_ kind: ObjectKind, payload: [UInt8], id: ObjectID) {
-        var learned: [(ObjectID, ObjectKind)] = []
-        switch kind {
-        case .tree:
-            guard let t = try? Tree(decoding: payload, id: id) else { return }
-            learned = t.entries.map { ($0.id, $0.kind.objectKind) }
-        case .chunked:
-            guard let c = try? ChunkedFile(decoding: payload, id: id) else { return }
-            learned = c.chunks.map { ($0.id, .blob) }
-        default: return
-        }
+        let learned = ObjectGraph.childKinds(kind: kind, payload: payload, id: id)
+        guard !learned.isEmpty else { return }
         state.withLock { s in
             if s.kindHints.count > 4_000_000 { s.kindHints.removeAll() }
             for (i, k) in learned { s.kindHints[i] = k }

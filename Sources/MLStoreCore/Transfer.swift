@@ -59,30 +59,42 @@ extension Repository {
     /// Objects reachable from `roots` that `have` does not report, children before parents (so any
     /// prefix of the list is closed under references given what `have` holds).
     /// - Parameters:
+    ///   - have: which of a node's children (or of the roots) are there already — asked once per node, so a
+    ///     network transport answers a directory of 10,000 files in one round trip.
     ///   - kindOf / payloadOf: where objects are read from (the local store for push, the remote for fetch).
     ///   - follow: whether to descend an edge (content filter).
-    static func closure(roots: [ObjectID], have: (ObjectID) throws -> Bool, kindOf: (ObjectID) throws -> ObjectKind,
+    static func closure(roots: [ObjectID], have: ([ObjectID]) throws -> [Bool], kindOf: (ObjectID) throws -> ObjectKind,
                         payloadOf: (ObjectID) throws -> [UInt8], readJSON: (ObjectID) throws -> JSONValue?,
                         follow: (ObjectID, ObjectGraph.Edge) -> Bool = { _, _ in true }) throws -> [ObjectID] {
         var order: [ObjectID] = []
+        // Objects handled: expanded, or found to be there already.
         var visited = Set<ObjectID>()
+        /// The candidates not visited yet and not there already, in order, without duplicates.
+        func missing(_ candidates: [ObjectID]) throws -> [ObjectID] {
+            var seen = Set<ObjectID>()
+            let fresh = candidates.filter { !visited.contains($0) && seen.insert($0).inserted }
+            guard !fresh.isEmpty else { return [] }
+            let flags = try have(fresh)
+            var out: [ObjectID] = []
+            for (id, there) in zip(fresh, flags) {
+                if there { visited.insert(id) } else { out.append(id) }
+            }
+            return out
+        }
         // Iterative post-order DFS (histories can be 100k commits deep).
-        var stack: [(id: ObjectID, expanded: Bool)] = roots.reversed().map { ($0, false) }
+        var stack: [(id: ObjectID, expanded: Bool)] = try missing(roots).reversed().map { ($0, false) }
         while let (id, expanded) = stack.popLast() {
             if expanded {
                 order.append(id)
                 continue
             }
-            guard !visited.contains(id) else { continue }
-            visited.insert(id)
-            if try have(id) { continue }
+            guard visited.insert(id).inserted else { continue }
             let kind = try kindOf(id)
             stack.append((id, true))
             guard kind != .blob else { continue }
             let children = try ObjectGraph.children(kind: kind, payload: try payloadOf(id), id: id, readJSON: readJSON)
-            for (child, edge) in children.reversed() where !visited.contains(child) && follow(child, edge) {
-                stack.append((child, false))
-            }
+            let wanted = try missing(children.filter { follow($0.id, $0.edge) }.map(\.id))
+            for child in wanted.reversed() { stack.append((child, false)) }
         }
         return order
     }
@@ -166,7 +178,7 @@ extension Repository {
         if !accepted.isEmpty {
             let local = objects
             let order = try Self.closure(
-                roots: accepted.map(\.local), have: { try remote.contains($0) },
+                roots: accepted.map(\.local), have: { try remote.containsMany($0) },
                 kindOf: { id in
                     guard local.contains(id) else {
                         throw MLStoreError(.notFound, "cannot push: object \(id.hex) is not in the local store (a partial clone?)",
@@ -290,12 +302,12 @@ extension Repository {
         let kindOf: (ObjectID) throws -> ObjectKind = { id in try cache.encoded[id]?.0.kind ?? remote.kind(of: id) }
         var order: [ObjectID] = []
         if case .only(let ids) = content {
-            order = try Self.closure(roots: ids.sorted(), have: { local.contains($0) }, kindOf: kindOf,
+            order = try Self.closure(roots: ids.sorted(), have: { $0.map(local.contains) }, kindOf: kindOf,
                                      payloadOf: { try read($0).1 }, readJSON: readJSON)
         }
         let already = Set(order)
         order += try Self.closure(
-            roots: roots, have: { local.contains($0) || already.contains($0) }, kindOf: kindOf,
+            roots: roots, have: { $0.map { local.contains($0) || already.contains($0) } }, kindOf: kindOf,
             payloadOf: { try read($0).1 }, readJSON: readJSON,
             follow: { _, edge in
                 if case .all = content { return true }

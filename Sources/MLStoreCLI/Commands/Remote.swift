@@ -6,12 +6,12 @@ import MLStoreCore
 extension MLStoreCommand {
     struct RemoteCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "remote", abstract: "Manage remotes (shared directories and s3:// buckets).",
-            subcommands: [Add.self, List.self, Remove.self], defaultSubcommand: List.self)
+            commandName: "remote", abstract: "Manage remotes (shared directories, s3:// buckets, http:// servers).",
+            subcommands: [Add.self, List.self, Remove.self, SetToken.self], defaultSubcommand: List.self)
 
         struct Add: ParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Add a remote: mlstore remote add <name> <path | file:// URL | s3://bucket/prefix>.",
+                abstract: "Add a remote: mlstore remote add <name> <path | file:// URL | s3://bucket/prefix | http://host:port>.",
                 discussion: """
                     S3 (and S3-compatible stores): credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY \
                     (AWS_SESSION_TOKEN) or a ~/.aws/credentials profile (AWS_PROFILE), never from the mlstore config. \
@@ -19,7 +19,7 @@ extension MLStoreCommand {
                     pushes safe; a store without them is refused unless --unsafe-no-conditional-writes.
                     """)
             @Argument(help: "Remote name, e.g. origin.") var name: String
-            @Argument(help: "A directory path, file:// URL, or s3://bucket/prefix.") var url: String
+            @Argument(help: "A directory path, file:// URL, s3://bucket/prefix, or http(s)://host:port of `mlstore serve`.") var url: String
             @Option(help: "S3: endpoint URL of a non-AWS store, e.g. http://127.0.0.1:8333.") var endpoint: String?
             @Option(help: "S3: region (default: AWS_REGION, AWS_DEFAULT_REGION, ~/.aws/config, us-east-1).") var region: String?
             @Flag(name: .customLong("path-style"), inversion: .prefixedNo,
@@ -65,6 +65,31 @@ extension MLStoreCommand {
                 let remotes = try options.repository().remotes()
                 if options.json { return try Terminal.printJSON(remotes.map { ["name": $0.name, "url": $0.url] }) }
                 for r in remotes { print("\(r.name)\t\(r.url)") }
+            }
+        }
+
+        struct SetToken: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "set-token",
+                abstract: "Store the bearer token for an http(s) remote (read from stdin, never from the command line).",
+                discussion: "The token is kept in .mlstore/config as remote.<name>.token. MLSTORE_TOKEN, when set, takes precedence. An empty line removes it.")
+            @Argument(help: "Remote name.") var name: String
+            @OptionGroup var options: StoreOptions
+
+            func run() throws {
+                let repo = try options.repository()
+                guard let remote = try repo.remotes().first(where: { $0.name == name }) else {
+                    throw MLStoreError(.notFound, "no remote named \(name)", hint: "see `mlstore remote list`")
+                }
+                guard HTTPRemote.handles(remote.url) else {
+                    throw MLStoreError(.usage, "\(name) is not an http(s) remote (\(remote.url))", hint: "tokens are for remotes served by `mlstore serve`")
+                }
+                if isatty(0) != 0 { FileHandle.standardError.write(Data("token for \(name): ".utf8)) }
+                let token = (readLine(strippingNewline: true) ?? "").trimmingCharacters(in: .whitespaces)
+                var cfg = try repo.config()
+                cfg.set("remote.\(name).token", token.isEmpty ? nil : token)
+                try cfg.save()
+                if !options.json { print(token.isEmpty ? "Removed the token of \(name)" : "Stored the token of \(name)") }
             }
         }
 

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import MLStoreBasics
+import MLStoreCore
+import MLStoreServer
+import Synchronization
+
+extension MLStoreCommand {
+    struct Serve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "serve", abstract: "Serve a store over HTTP: a remote for push, fetch and clone, and a web UI.",
+            discussion: """
+                One process is both an HTTP remote (`mlstore remote add origin http://HOST:PORT`; uploads are verified \
+                object by object and published whole, refs move by compare-and-swap) and a web UI: runs with filters \
+                and sorting, run pages, metric charts, lineage, the registry with every stage's history, downloads.
+
+                Access: a tokens file lists `<token> <read|write> [name]` per line; clients send the token as \
+                `Authorization: Bearer` (mlstore takes it from MLSTORE_TOKEN or `mlstore remote set-token`), browsers sign \
+                in at /login. Anonymous read needs --anonymous-read; it is on by default only when no tokens file is \
+                given and the server listens on loopback. Writes always need a write token. Stop with Ctrl-C or SIGTERM \
+                (requests in flight finish). The HTTP API is in spec/http.md and spec/openapi.yaml.
+                """)
+        @Option(help: "Port to listen on (0: any free port; the first line printed names it).") var port = 8470
+        @Option(help: "Address to listen on. Anything but loopback exposes the store to the network.") var host = "127.0.0.1"
+        @Option(help: "The store to serve: a workspace or a bare store (default: the current workspace).") var store: String?
+        @Option(help: "Tokens file: `<token> <read|write> [name]` per line.") var tokens: String?
+        @Flag(help: "Allow reads (UI, fetch, clone) without a token.") var anonymousRead = false
+        @Option(help: "Largest request body, e.g. one uploaded pack (K, M, G, T).") var maxBody = "4G"
+        @Flag(help: "Do not log requests to stderr.") var quiet = false
+
+        func run() throws {
+            let root: String
+            if let store {
+                root = Path.absolute(store, base: Sys.currentDirectory())
+            } else {
+                let repo = try Repository.discover(from: Sys.currentDirectory())
+                root = repo.workspaceRoot ?? repo.storeDirectory
+            }
+            guard (0...65535).contains(port) else { throw MLStoreError(.usage, "--port must be 0…65535") }
+            var options = ServeOptions(storePath: root)
+            options.host = host
+            options.port = port
+            options.tokensFile = tokens.map { Path.absolute($0, base: Sys.currentDirectory()) }
+            options.anonymousRead = anonymousRead
+            options.maxBodyBytes = try SizeArgument.parse(maxBody)
+            options.logRequests = !quiet
+            let loopback = ["127.0.0.1", "::1", "localhost"].contains(host)
+            var notes: [String] = []
+            if tokens == nil && !anonymousRead {
+                guard loopback else {
+                    throw MLStoreError(.usage, "serving on \(host) without --tokens or --anonymous-read would let nobody in",
+                                       hint: "give --tokens FILE (lines `<token> <read|write> [name]`), and --anonymous-read for public reads")
+                }
+                options.anonymousRead = true
+                notes.append("anonymous read-only access (loopback, no --tokens); pushing needs a tokens file")
+            }
+            let server = try StoreServer(options: options)
+            let shownNotes = notes
+            let host = self.host
+            let done = DispatchSemaphore(value: 0)
+            let failure = Mutex<Error?>(nil)
+            let summary = "store \(server.repo.storeDirectory)" + (options.anonymousRead ? ", anonymous read on" : "")
+                + (options.tokensFile != nil ? ", tokens from \(options.tokensFile!)" : "")
+            Task {
+                do {
+                    try await server.run { port in
+                        let shown = host.contains(":") ? "[\(host)]" : host
+                        FileHandle.standardOutput.write(Data("listening on http://\(shown):\(port)\n".utf8))
+                        Terminal.note(summary)
+                        for n in shownNotes { Terminal.note(n) }
+                    }
+                } catch {
+                    failure.withLock { $0 = error }
+                }
+                done.signal()
+            }
+            done.wait()
+            if let e = failure.withLock({ $0 }) {
+                throw MLStoreError(.io, "the server stopped: \(e)", hint: "is port \(port) already in use? try --port 0")
+            }
+        }
+    }
+}
