@@ -68,7 +68,7 @@ public final class HTTPRemote: RemoteTransport, @unchecked Sendable {
         }
         guard c.user == nil, c.password == nil, c.query == nil, c.fragment == nil else {
             throw MLStoreError(.usage, "remote URLs must not carry credentials, a query or a fragment: \(url)",
-                               hint: "give the token in MLSTORE_TOKEN or `mlstore remote add NAME URL --token-from-env`; never in the URL")
+                               hint: "give the token in MLSTORE_TOKEN or with `mlstore remote set-token NAME` (reads stdin); never in the URL")
         }
         var s = url
         while s.hasSuffix("/") { s.removeLast() }

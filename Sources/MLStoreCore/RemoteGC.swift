@@ -331,8 +331,10 @@ extension Repository {
 
     public static func collectRemoteGarbage(_ transport: RemoteTransport, options: GCOptions = GCOptions()) throws -> GCReport {
         guard let d = transport as? DirectoryRemote else {
-            throw MLStoreError(.usage, "gc --remote supports directory remotes; \(transport.location) is not one",
-                               hint: "S3 garbage collection is not implemented yet (spec/remote.md §Garbage collection)")
+            let hint = transport is HTTPRemote
+                ? "run `mlstore gc --remote <store directory>` on the server's machine; it honours the leases of pushes in progress"
+                : "S3 garbage collection is not implemented yet (spec/remote.md §Garbage collection)"
+            throw MLStoreError(.usage, "gc --remote supports directory remotes; \(transport.location) is not one", hint: hint)
         }
         try d.open(create: false)
         return try d.collectGarbage(options)

@@ -80,7 +80,7 @@ struct Dispatcher: HTTPResponder {
 
     func require(_ scope: Scope, _ caller: Caller, for what: String) throws {
         guard caller.scope < scope else { return }
-        if caller.scope == .none {
+        if caller.scope == .none || caller.name == "anonymous" {
             throw Refusal(status: .unauthorized, error: MLStoreError(.denied, "\(what) needs a token", hint: "send `Authorization: Bearer <token>` (MLSTORE_TOKEN for mlstore clients)"))
         }
         throw Refusal(status: .forbidden, error: MLStoreError(.denied, "\(what) needs a write token; \(caller.name) has read-only scope",

@@ -76,7 +76,12 @@ extension MLStoreCommand {
             }
             done.wait()
             if let e = failure.withLock({ $0 }) {
-                throw MLStoreError(.io, "the server stopped: \(e)", hint: "is port \(port) already in use? try --port 0")
+                let text = "\(e)"
+                if text.contains("Address already in use") {
+                    throw MLStoreError(.io, "cannot listen on \(host):\(port): the address is already in use",
+                                       hint: "stop the other server, or pick another port (--port 0 picks a free one)")
+                }
+                throw MLStoreError(.io, "the server stopped: \(text)", hint: "check --host and --port")
             }
         }
     }
