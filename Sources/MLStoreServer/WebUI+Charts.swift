@@ -27,7 +27,7 @@ struct LineChart {
     let margin = (top: 16.0, right: 20.0, bottom: 46.0, left: 70.0)
 
     /// The chart as a `<figure>`: the SVG and, for several runs, a legend.
-    func html() -> HTML {
+    func html() -> SafeHTML {
         let all = series.flatMap(\.points)
         guard let minStep = all.map(\.step).min(), let maxStep = all.map(\.step).max(),
             let minValue = all.map(\.value).min(), let maxValue = all.map(\.value).max()
@@ -44,20 +44,20 @@ struct LineChart {
         let bottom = margin.top + plotH
         let right = margin.left + plotW
 
-        let grid: HTML = yTicks.html { t in
+        let grid: SafeHTML = yTicks.html { t in
             "<line class=\"grid\" x1=\"\(coordinate: margin.left)\" y1=\"\(coordinate: py(t))\" x2=\"\(coordinate: right)\" y2=\"\(coordinate: py(t))\"/>"
                 + "<text class=\"tick y\" x=\"\(coordinate: margin.left - 6)\" y=\"\(coordinate: py(t) + 4)\" text-anchor=\"end\">\(Format.number(t))</text>\n"
         } + xTicks.html { t in
             "<line class=\"tick\" x1=\"\(coordinate: px(t))\" y1=\"\(coordinate: bottom)\" x2=\"\(coordinate: px(t))\" y2=\"\(coordinate: bottom + 5)\"/>"
                 + "<text class=\"tick x\" x=\"\(coordinate: px(t))\" y=\"\(coordinate: bottom + 18)\" text-anchor=\"middle\">\(Format.number(t))</text>\n"
         }
-        let lines = series.html { s -> HTML in
+        let lines = series.html { s -> SafeHTML in
             let points = Self.thinned(s.points)
             var d = ""
             for (i, p) in points.enumerated() {
-                d += (i == 0 ? "M" : " L") + HTML.coordinate(px(p.step)) + "," + HTML.coordinate(py(p.value))
+                d += (i == 0 ? "M" : " L") + SafeHTML.coordinate(px(p.step)) + "," + SafeHTML.coordinate(py(p.value))
             }
-            let dots: HTML = s.points.count > Self.maxMarkedPoints ? .empty : s.points.html { p in
+            let dots: SafeHTML = s.points.count > Self.maxMarkedPoints ? .empty : s.points.html { p in
                 """
                 <circle class="point" data-run="\(s.run.hex)" cx="\(coordinate: px(p.step))" cy="\(coordinate: py(p.value))" r="2.5" fill="\(s.color)">\
                 <title>\(s.run.short) · step \(Format.number(p.step)): \(JSONValue.format(p.value))</title></circle>
@@ -70,7 +70,7 @@ struct LineChart {
                 """
         }
         let label = "\(title) by step, " + Format.plural(series.count, "run")
-        let legend: HTML = series.count < 2 ? .empty : """
+        let legend: SafeHTML = series.count < 2 ? .empty : """
             <ul class="legend">\(series.html { s in
                 "<li data-run=\"\(s.run.hex)\"><span class=\"swatch\" style=\"background:\(s.color)\"></span>\(Markup.runLink(s.run)) \(s.label)</li>"
             })</ul>
@@ -130,7 +130,7 @@ extension WebUI {
     func comparePage(_ query: [String: String]) throws -> WebPage {
         let specs = (query["runs"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !specs.isEmpty else {
-            let body: HTML = """
+            let body: SafeHTML = """
                 <h1>Compare runs</h1>
                 \(Markup.empty("No runs selected", "Tick two or more runs in the <a href=\"/\">runs table</a> and press Compare."))
                 """
@@ -165,25 +165,25 @@ extension WebUI {
             }
             return LineChart(title: key, series: series).html()
         }
-        let tabs: HTML = allSeriesKeys.count < 2 ? .empty : """
+        let tabs: SafeHTML = allSeriesKeys.count < 2 ? .empty : """
             <nav class="tabs" aria-label="metric"><a href="\(Link.compare(ids))"\(metric == nil ? Markup.active : .empty)>all metrics</a>\
             \(allSeriesKeys.html { k in "<a href=\"\(Link.compare(ids, metric: k))\"\(metric == k ? Markup.active : .empty)>\(k)</a>" })</nav>
             """
-        let chartSection: HTML = allSeriesKeys.isEmpty
+        let chartSection: SafeHTML = allSeriesKeys.isEmpty
             ? Markup.empty("No step series to chart", "None of these runs records a metric as a series of steps; their values are in the table below.")
             : "<div class=\"charts\">\(charts)</div>"
 
         // Params and metrics side by side; values that differ between runs are highlighted.
-        func keyRows(_ prefix: String, _ keys: [String], _ get: (RunRow, String) -> JSONValue?) -> HTML {
+        func keyRows(_ prefix: String, _ keys: [String], _ get: (RunRow, String) -> JSONValue?) -> SafeHTML {
             keys.html { k in
                 let values = rows.map { get($0, k) }
                 let differs = Set(values.map { $0?.canonical ?? "" }).count > 1
-                return "<tr\(differs ? HTML(" class=\"differs\"") : .empty)><th scope=\"row\">\(prefix)\(k)</th>\(values.html { Markup.numberCell($0) })</tr>\n"
+                return "<tr\(differs ? SafeHTML(" class=\"differs\"") : .empty)><th scope=\"row\">\(prefix)\(k)</th>\(values.html { Markup.numberCell($0) })</tr>\n"
             }
         }
         let paramKeys = Set(rows.flatMap { $0.params.keys }).sorted()
         let metricKeys = Set(rows.flatMap { $0.metrics.keys }).sorted()
-        let table: HTML = """
+        let table: SafeHTML = """
             <div class="table-wrap"><table class="compare" id="compare-table">
             <thead><tr><th scope="col">key</th>\(rows.html { r in
                 "<th scope=\"col\" data-run=\"\(r.id.hex)\"><span class=\"swatch\" style=\"background:\(color[r.id] ?? "#000")\"></span>\(Markup.runLink(r.id))</th>"
@@ -195,7 +195,7 @@ extension WebUI {
             \(keyRows("params.", paramKeys) { $0.params[$1] })\(keyRows("metrics.", metricKeys) { $0.metrics[$1] })</tbody>
             </table></div>
             """
-        let body: HTML = """
+        let body: SafeHTML = """
             <p class="crumbs"><a href="/">Runs</a> / compare</p>
             <h1>Compare \(Format.plural(ids.count, "run"))</h1>
             \(tabs)

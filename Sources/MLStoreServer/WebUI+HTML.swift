@@ -3,13 +3,13 @@ import MLStoreBasics
 import MLStoreCore
 
 /// A fragment of HTML that is safe by construction: string literals are trusted markup, interpolated
-/// `String`s are escaped, and interpolated `HTML` values are inserted as they are.
+/// `String`s are escaped, and interpolated `SafeHTML` values are inserted as they are.
 ///
 /// ```swift
 /// let subject = "<script>alert(1)</script>"
-/// let cell: HTML = "<td title=\"\(subject)\">\(subject)</td>"   // both escaped
+/// let cell: SafeHTML = "<td title=\"\(subject)\">\(subject)</td>"   // both escaped
 /// ```
-struct HTML: ExpressibleByStringInterpolation, CustomStringConvertible, Sendable {
+struct SafeHTML: ExpressibleByStringInterpolation, CustomStringConvertible, Sendable {
     private(set) var text: String
 
     /// Markup that is already safe (e.g. an SVG path's `d` built from numbers).
@@ -18,7 +18,7 @@ struct HTML: ExpressibleByStringInterpolation, CustomStringConvertible, Sendable
     init(stringInterpolation: StringInterpolation) { text = stringInterpolation.text }
 
     var description: String { text }
-    static let empty = HTML(trusted: "")
+    static let empty = SafeHTML(trusted: "")
 
     struct StringInterpolation: StringInterpolationProtocol {
         var text = ""
@@ -27,40 +27,22 @@ struct HTML: ExpressibleByStringInterpolation, CustomStringConvertible, Sendable
         mutating func appendInterpolation(_ value: String) { text += HTML.escape(value) }
         mutating func appendInterpolation(_ value: Substring) { text += HTML.escape(String(value)) }
         mutating func appendInterpolation(_ value: Int) { text += String(value) }
-        mutating func appendInterpolation(_ value: HTML) { text += value.text }
-        mutating func appendInterpolation(_ values: [HTML]) { for v in values { text += v.text } }
+        mutating func appendInterpolation(_ value: SafeHTML) { text += value.text }
+        mutating func appendInterpolation(_ values: [SafeHTML]) { for v in values { text += v.text } }
         /// A number written into SVG geometry (two decimals, no exponent).
-        mutating func appendInterpolation(coordinate value: Double) { text += HTML.coordinate(value) }
+        mutating func appendInterpolation(coordinate value: Double) { text += SafeHTML.coordinate(value) }
     }
 
-    static func + (a: HTML, b: HTML) -> HTML { HTML(trusted: a.text + b.text) }
-    static func += (a: inout HTML, b: HTML) { a.text += b.text }
-
-    /// Escapes text for element content and double-quoted attribute values.
-    static func escape(_ s: String) -> String {
-        guard s.contains(where: { "&<>\"'".contains($0) }) else { return s }
-        var out = ""
-        out.reserveCapacity(s.utf8.count + 16)
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
+    static func + (a: SafeHTML, b: SafeHTML) -> SafeHTML { SafeHTML(trusted: a.text + b.text) }
+    static func += (a: inout SafeHTML, b: SafeHTML) { a.text += b.text }
 
     static func coordinate(_ v: Double) -> String { v.isFinite ? String(format: "%.2f", v) : "0" }
 }
 
 extension Sequence {
     /// Concatenates the HTML made for each element.
-    func html(_ body: (Element) throws -> HTML) rethrows -> HTML {
-        var out = HTML.empty
+    func html(_ body: (Element) throws -> SafeHTML) rethrows -> SafeHTML {
+        var out = SafeHTML.empty
         for e in self { out += try body(e) }
         return out
     }
@@ -193,18 +175,18 @@ enum Format {
 /// HTML pieces shared by every page.
 enum Markup {
     /// A `<time>` element in UTC.
-    static func time(_ t: Int64) -> HTML { "<time datetime=\"\(Format.isoUTC(t))\">\(Format.time(t))</time>" }
+    static func time(_ t: Int64) -> SafeHTML { "<time datetime=\"\(Format.isoUTC(t))\">\(Format.time(t))</time>" }
 
     /// A short id linking to its run page, the full id in the tooltip.
-    static func runLink(_ id: ObjectID) -> HTML {
+    static func runLink(_ id: ObjectID) -> SafeHTML {
         "<a class=\"run-link\" href=\"\(Link.run(id))\" title=\"\(id.hex)\"><code>\(id.short)</code></a>"
     }
 
     /// A short object id with the full id in the tooltip.
-    static func objectID(_ id: ObjectID) -> HTML { "<code title=\"\(id.hex)\">\(id.short)</code>" }
+    static func objectID(_ id: ObjectID) -> SafeHTML { "<code title=\"\(id.hex)\">\(id.short)</code>" }
 
     /// Tag and `model@stage` badges.
-    static func labels(tags: [String], stages: [String]) -> HTML {
+    static func labels(tags: [String], stages: [String]) -> SafeHTML {
         tags.html { "<span class=\"badge tag\">\($0)</span> " } + stages.html { s in
             let model = s.split(separator: "@").first.map(String.init) ?? s
             return "<a class=\"badge stage\" href=\"\(Link.model(model))\">\(s)</a> "
@@ -212,15 +194,15 @@ enum Markup {
     }
 
     /// Marks the current tab or nav link.
-    static let active: HTML = " class=\"active\" aria-current=\"page\""
+    static let active: SafeHTML = " class=\"active\" aria-current=\"page\""
 
     /// A friendly box for pages with nothing to show yet.
-    static func empty(_ title: String, _ detail: HTML) -> HTML {
+    static func empty(_ title: String, _ detail: SafeHTML) -> SafeHTML {
         "<div class=\"empty\"><p class=\"empty-title\">\(title)</p><p>\(detail)</p></div>"
     }
 
     /// A number cell: the short form, the exact value in the tooltip.
-    static func numberCell(_ v: JSONValue?) -> HTML {
+    static func numberCell(_ v: JSONValue?) -> SafeHTML {
         guard let v else { return "<td class=\"missing\"></td>" }
         if let n = v.number { return "<td class=\"num\" title=\"\(JSONValue.format(n))\">\(Format.number(n))</td>" }
         return "<td>\(v.display)</td>"

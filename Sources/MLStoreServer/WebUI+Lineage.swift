@@ -24,11 +24,11 @@ extension WebUI {
 
         // The start: a commit (or tag, stage, model version), else an artifact whose producers (up) or
         // consumers (down) are the roots. A store without HEAD (bare, as served) starts at its newest run.
-        var note = HTML.empty
+        var note = SafeHTML.empty
         var startID: ObjectID
         if start == "HEAD" || start == "@", (try? repo.refs.head().commit) == nil {
             guard let newest = try index.runs(where: nil, sort: nil, limit: 1, columns: nil).rows.first?.id else {
-                let body: HTML = """
+                let body: SafeHTML = """
                     <h1>Lineage</h1>
                     \(Markup.empty("No runs yet — commit with params/metrics, or push to this server",
                         "Lineage links runs through the files they record with <code>--input</code> and <code>--output</code>."))
@@ -60,7 +60,7 @@ extension WebUI {
         let title = artifact.map { "\(up ? "Producers" : "Consumers") of \($0.short)" }
             ?? "\(up ? "Upstream" : "Downstream") of \(roots[0].short)"
         let other = up ? "down" : "up"
-        let form: HTML = """
+        let form: SafeHTML = """
             <form class="filter" method="get" action="\(Link.lineage(start))">
             <label for="direction">Direction</label>
             <select id="direction" name="direction">\
@@ -72,10 +72,10 @@ extension WebUI {
             <a href="\(Link.lineage(start, direction: other, depth: depth))">switch to \(other)stream</a>
             </form>
             """
-        let explanation: HTML = up
+        let explanation: SafeHTML = up
             ? "Arrows follow the data: each run on the left produced a file that the run to its right used as an input."
             : "Arrows follow the data: each run used as an input a file that the run to its left produced."
-        let body: HTML = """
+        let body: SafeHTML = """
             <p class="crumbs"><a href="/">Runs</a> / lineage</p>
             <h1>\(title)</h1>
             \(note)\(form)
@@ -90,11 +90,11 @@ extension WebUI {
     }
 
     /// One node of the nested list, with the artifact that links it to its parent.
-    func treeItem(_ n: LineageGraph.Node, up: Bool) -> HTML {
-        let via: HTML = n.via.map { v -> HTML in
+    func treeItem(_ n: LineageGraph.Node, up: Bool) -> SafeHTML {
+        let via: SafeHTML = n.via.map { v -> SafeHTML in
             "<span class=\"via\">\(up ? "produced" : "used") <code>\(v.path)</code> \(Markup.objectID(v.id))</span>"
         } ?? .empty
-        let children: HTML = n.children.isEmpty ? .empty : "<ul>\(n.children.html { treeItem($0, up: up) })</ul>"
+        let children: SafeHTML = n.children.isEmpty ? .empty : "<ul>\(n.children.html { treeItem($0, up: up) })</ul>"
         return "<li class=\"lineage-item\" data-run=\"\(n.commit.hex)\">\(Markup.runLink(n.commit)) \(n.subject) \(via)\(children)</li>"
     }
 }
@@ -107,7 +107,7 @@ struct LineageDiagram {
 
     let boxWidth = 220.0, boxHeight = 46.0, columnGap = 70.0, rowGap = 16.0, pad = 12.0
 
-    func html() -> HTML {
+    func html() -> SafeHTML {
         var level: [ObjectID: Int] = [:]
         var order: [ObjectID] = []
         var subject: [ObjectID: String] = [:]
@@ -140,7 +140,7 @@ struct LineageDiagram {
         let height = 2 * pad + Double(rows.values.max() ?? 1) * (boxHeight + rowGap) - rowGap
         let rootIDs = Set(roots.map(\.commit))
 
-        let lines = edges.html { e -> HTML in
+        let lines = edges.html { e -> SafeHTML in
             guard let a = position[e.from], let b = position[e.to] else { return .empty }
             let (x1, y1) = (a.x + boxWidth, a.y + boxHeight / 2)
             let (x2, y2) = (b.x - 4, b.y + boxHeight / 2)
@@ -150,7 +150,7 @@ struct LineageDiagram {
 
                 """
         }
-        let nodes = order.html { id -> HTML in
+        let nodes = order.html { id -> SafeHTML in
             guard let p = position[id] else { return .empty }
             let s = subject[id] ?? ""
             let shown = s.count > 30 ? String(s.prefix(29)) + "…" : s

@@ -19,7 +19,7 @@ extension WebUI {
         let versions = Dictionary(try repo.models().map { ($0.name, $0.version) }, uniquingKeysWith: { a, _ in a })
         let models = Set(stages.map(\.model)).union(versions.keys).sorted()
         guard !models.isEmpty else {
-            let body: HTML = """
+            let body: SafeHTML = """
                 <h1>Registry</h1>
                 \(Markup.empty("No models in any stage yet",
                     "Promote a run with <code>mlstore promote &lt;model&gt; &lt;rev&gt; --stage staging -m \"why\"</code> (or push a store that has some)."))
@@ -30,11 +30,11 @@ extension WebUI {
         var cell: [String: (id: ObjectID, record: StageRecord)] = [:]
         for s in stages { cell[s.model + "\u{0}" + s.stage] = (s.id, s.record) }
         let index = try openIndex()
-        let rows = models.html { model -> HTML in
-            let newest: HTML = versions[model].map { v -> HTML in "<span class=\"badge\">\(v.label)</span>" } ?? .empty
-            let cells = columns.html { stage -> HTML in
+        let rows = models.html { model -> SafeHTML in
+            let newest: SafeHTML = versions[model].map { v -> SafeHTML in "<span class=\"badge\">\(v.label)</span>" } ?? .empty
+            let cells = columns.html { stage -> SafeHTML in
                 guard let (_, r) = cell[model + "\u{0}" + stage] else { return "<td class=\"stage-cell empty-cell\" data-stage=\"\(stage)\">—</td>" }
-                let what: HTML = r.target.map { t -> HTML in
+                let what: SafeHTML = r.target.map { t -> SafeHTML in
                     let subject = (try? index.subject(of: t).0) ?? ""
                     return "\(Markup.runLink(t)) <span class=\"subject\">\(subject)</span>"
                 } ?? "<span class=\"missing\">(cleared)</span>"
@@ -45,7 +45,7 @@ extension WebUI {
             }
             return "<tr class=\"model-row\" data-model=\"\(model)\"><th scope=\"row\"><a href=\"\(Link.model(model))\">\(model)</a> \(newest)</th>\(cells)</tr>\n"
         }
-        let body: HTML = """
+        let body: SafeHTML = """
             <h1>Registry</h1>
             <p class="hint">Which run each model's stage holds now. A model's page has every move of every stage, with reasons.</p>
             <div class="table-wrap"><table class="registry" id="registry">
@@ -76,16 +76,16 @@ extension WebUI {
             throw MLStoreError(.notFound, "no model named \(model) is registered or in any stage", hint: "see the registry page")
         }
         let index = try openIndex()
-        func run(_ id: ObjectID?) -> HTML {
+        func run(_ id: ObjectID?) -> SafeHTML {
             guard let id else { return "<span class=\"missing\">—</span>" }
             let subject = (try? index.subject(of: id).0) ?? ""
             return "\(Markup.runLink(id)) <span class=\"subject\">\(subject)</span>"
         }
-        let tabs: HTML = allStages.count < 2 ? .empty : """
+        let tabs: SafeHTML = allStages.count < 2 ? .empty : """
             <nav class="tabs" aria-label="stage"><a href="\(Link.model(model))"\(stage == nil ? Markup.active : .empty)>all stages</a>\
             \(allStages.html { s in "<a href=\"\(Link.model(model, stage: s))\"\(stage == s ? Markup.active : .empty)>\(s)</a>" })</nav>
             """
-        let history: HTML = events.isEmpty
+        let history: SafeHTML = events.isEmpty
             ? Markup.empty("No stage history", "Promote it with <code>mlstore promote \(model) &lt;rev&gt; --stage staging -m \"why\"</code>.")
             : """
                 <div class="table-wrap"><table class="history" id="history">
@@ -97,13 +97,13 @@ extension WebUI {
                     <tr class="stage-event" data-stage="\(e.stage)" data-action="\(e.action.rawValue)" data-record="\(e.record.hex)">\
                     <td><time datetime="\(Format.isoUTC(e.actor.time))">\(e.actor.isoDate)</time></td>\
                     <td title="\(e.actor.email)">\(e.actor.name)</td><td>\(e.stage)</td><td><span class="action \(e.action.rawValue)">\(e.action.rawValue)</span></td>\
-                    <td>\(run(e.from))</td><td class="arrow">→</td><td>\(run(e.to))\(e.path.map { p -> HTML in " <code>\(p)</code>" } ?? .empty)</td>\
-                    <td class="reason">\(e.reason.isEmpty ? HTML("<span class=\"missing\">(no reason given)</span>") : "\(e.reason)")</td></tr>
+                    <td>\(run(e.from))</td><td class="arrow">→</td><td>\(run(e.to))\(e.path.map { p -> SafeHTML in " <code>\(p)</code>" } ?? .empty)</td>\
+                    <td class="reason">\(e.reason.isEmpty ? SafeHTML("<span class=\"missing\">(no reason given)</span>") : "\(e.reason)")</td></tr>
 
                     """
                 })</tbody></table></div>
                 """
-        let versionTable: HTML = versions.isEmpty ? .empty : """
+        let versionTable: SafeHTML = versions.isEmpty ? .empty : """
             <h2>Versions</h2>
             <div class="table-wrap"><table class="versions" id="versions">
             <thead><tr><th scope="col">version</th><th scope="col">run</th><th scope="col">registered</th><th scope="col">framework</th>\
@@ -118,7 +118,7 @@ extension WebUI {
                 """
             })</tbody></table></div>
             """
-        let body: HTML = """
+        let body: SafeHTML = """
             <p class="crumbs"><a href="/registry">Registry</a> / \(model)</p>
             <h1>\(model)</h1>
             <h2>Stage history</h2>

@@ -18,7 +18,7 @@ extension WebUI {
         let total = try index.count()
         let form = filterForm(q: q, sort: sort)
         if total == 0 {
-            let body: HTML = """
+            let body: SafeHTML = """
                 <h1>Runs</h1>
                 \(Markup.empty("No runs yet — commit with params/metrics, or push to this server",
                     "<code>mlstore run --params params.yaml --metrics metrics.json -- python train.py</code>, or <code>mlstore remote add origin http://…</code> and <code>mlstore push --all</code>."))
@@ -30,32 +30,32 @@ extension WebUI {
             rows = try index.runs(where: q, sort: sort, limit: limit, columns: nil).rows
         } catch let e as MLStoreError where e.code == .usage {
             // A malformed filter or sort key: show the parser's message (with its caret) above the form.
-            let body: HTML = """
+            let body: SafeHTML = """
                 <h1>Runs</h1>
                 \(form)
                 <pre class="error" id="query-error">\(e.message)</pre>
-                \(e.hint.map { h -> HTML in "<p class=\"hint\">\(h)</p>" } ?? .empty)
+                \(e.hint.map { h -> SafeHTML in "<p class=\"hint\">\(h)</p>" } ?? .empty)
                 """
             return page("Runs", nav: .runs, body, status: 400)
         }
         let paramKeys = Set(rows.flatMap { $0.params.keys }).sorted()
         let metricKeys = Set(rows.flatMap { $0.metrics.keys }).sorted()
 
-        func header(_ label: String, key: String, defaultDescending: Bool) -> HTML {
+        func header(_ label: String, key: String, defaultDescending: Bool) -> SafeHTML {
             let current = sort == key ? "asc" : sort == "-" + key ? "desc" : nil
             let next = current == "asc" ? "-" + key : current == "desc" ? key : (defaultDescending ? "-" + key : key)
-            let aria: HTML = current == "asc" ? " aria-sort=\"ascending\"" : current == "desc" ? " aria-sort=\"descending\"" : ""
-            let arrow: HTML = current == "asc" ? " ▲" : current == "desc" ? " ▼" : ""
+            let aria: SafeHTML = current == "asc" ? " aria-sort=\"ascending\"" : current == "desc" ? " aria-sort=\"descending\"" : ""
+            let arrow: SafeHTML = current == "asc" ? " ▲" : current == "desc" ? " ▼" : ""
             return "<th scope=\"col\" data-key=\"\(key)\"\(aria)><a class=\"sort\" href=\"\(Link.runs(q: q, sort: next))\">\(label)</a>\(arrow)</th>"
         }
-        let head: HTML = """
+        let head: SafeHTML = """
             <tr><th scope="col" class="select"><span class="visually-hidden">select</span></th><th scope="col">run</th>\
             \(header("time", key: "date", defaultDescending: true))\(header("subject", key: "subject", defaultDescending: false))\
             \(header("author", key: "author", defaultDescending: false))<th scope="col">tags / stages</th>\
             \(paramKeys.html { header($0, key: "params." + $0, defaultDescending: false) })\
             \(metricKeys.html { header($0, key: "metrics." + $0, defaultDescending: true) })</tr>
             """
-        let groups: HTML = paramKeys.isEmpty && metricKeys.isEmpty ? .empty : """
+        let groups: SafeHTML = paramKeys.isEmpty && metricKeys.isEmpty ? .empty : """
             <tr class="groups"><th colspan="6"></th>\
             \(paramKeys.isEmpty ? .empty : "<th colspan=\"\(paramKeys.count)\" class=\"group params\">params</th>")\
             \(metricKeys.isEmpty ? .empty : "<th colspan=\"\(metricKeys.count)\" class=\"group metrics\">metrics</th>")</tr>
@@ -71,10 +71,10 @@ extension WebUI {
 
             """
         }
-        let count: HTML = q == nil && rows.count == total
+        let count: SafeHTML = q == nil && rows.count == total
             ? "<span id=\"run-count\">\(Format.plural(rows.count, "run"))</span>"
             : "<span id=\"run-count\">\(Format.plural(rows.count, "run"))</span> of \(total)\(rows.count == limit ? " (limit \(limit))" : "")"
-        let table: HTML = rows.isEmpty
+        let table: SafeHTML = rows.isEmpty
             ? Markup.empty("No runs match this filter", "Change or <a href=\"\(Link.runs(q: nil, sort: sort))\">clear</a> the filter.")
             : """
                 <div class="table-wrap"><table class="runs" id="runs">
@@ -83,7 +83,7 @@ extension WebUI {
                 \(body)</tbody>
                 </table></div>
                 """
-        let page: HTML = """
+        let page: SafeHTML = """
             <h1>Runs</h1>
             \(form)
             <div class="toolbar">
@@ -96,12 +96,12 @@ extension WebUI {
         return self.page("Runs", nav: .runs, page)
     }
 
-    func filterForm(q: String?, sort: String?) -> HTML {
+    func filterForm(q: String?, sort: String?) -> SafeHTML {
         """
         <form class="filter" method="get" action="/" id="filter">
         <label for="q">Filter</label>
         <input type="search" id="q" name="q" value="\(q ?? "")" placeholder="metrics.acc > 0.9 and params.lr < 0.1" autocomplete="off" spellcheck="false">
-        \(sort.map { s -> HTML in "<input type=\"hidden\" name=\"sort\" value=\"\(s)\">" } ?? .empty)
+        \(sort.map { s -> SafeHTML in "<input type=\"hidden\" name=\"sort\" value=\"\(s)\">" } ?? .empty)
         <button type="submit" class="button">Apply</button>
         \(q == nil ? .empty : "<a href=\"\(Link.runs(q: nil, sort: sort))\">clear</a>")
         <details class="help"><summary>syntax</summary>
@@ -128,7 +128,7 @@ extension WebUI {
 
         let body = c.message.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().joined(separator: "\n")
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        var facts: [(String, HTML)] = [
+        var facts: [(String, SafeHTML)] = [
             ("commit", "<code>\(id.hex)</code>"),
             ("author", "\(c.author.name) &lt;\(c.author.email)&gt;"),
             ("time", "<time datetime=\"\(Format.isoUTC(c.author.time))\">\(c.author.isoDate)</time>"),
@@ -150,19 +150,19 @@ extension WebUI {
             facts.append((e.key, "<code>\(e.value)</code>"))
         }
         facts.append(("tree", "<code>\(c.tree.hex)</code>"))
-        let lineage: HTML = """
+        let lineage: SafeHTML = """
             <p class="actions"><a class="button" href="\(Link.lineage(id.hex, direction: "up"))">lineage ↑ upstream</a>
             <a class="button" href="\(Link.lineage(id.hex, direction: "down"))">lineage ↓ downstream</a>\
-            \(c.parents.first.map { p -> HTML in " <a class=\"button\" href=\"\(Link.compare([p, id]))\">compare with parent</a>" } ?? .empty)</p>
+            \(c.parents.first.map { p -> SafeHTML in " <a class=\"button\" href=\"\(Link.compare([p, id]))\">compare with parent</a>" } ?? .empty)</p>
             """
 
-        let paramsTable: HTML = params.isEmpty ? "<p class=\"none\">No params recorded.</p>" : """
+        let paramsTable: SafeHTML = params.isEmpty ? "<p class=\"none\">No params recorded.</p>" : """
             <table class="kv params" id="params"><thead><tr><th scope="col">key</th><th scope="col">value</th></tr></thead><tbody>
             \(params.sorted { $0.key < $1.key }.html { k, v in "<tr class=\"param\" data-key=\"\(k)\"><th scope=\"row\">\(k)</th><td>\(v.display)</td></tr>\n" })\
             </tbody></table>
             """
-        var charts = HTML.empty
-        let metricRows = try metrics.keys.sorted().html { k -> HTML in
+        var charts = SafeHTML.empty
+        let metricRows = try metrics.keys.sorted().html { k -> SafeHTML in
             let v = metrics[k] ?? .null
             if let n = v.number {
                 return "<tr class=\"metric\" data-key=\"\(k)\"><th scope=\"row\">\(k)</th><td class=\"num\" title=\"\(JSONValue.format(n))\">\(Format.number(n))</td><td colspan=\"3\"></td></tr>\n"
@@ -172,16 +172,16 @@ extension WebUI {
             if points.count > 1 {
                 charts += LineChart(title: k, series: [.init(run: id, label: c.subject, points: points, color: LineChart.palette[0])]).html()
             }
-            func cell(_ x: Double?) -> HTML { x.map { "<td class=\"num\" title=\"\(JSONValue.format($0))\">\(Format.number($0))</td>" } ?? "<td></td>" }
+            func cell(_ x: Double?) -> SafeHTML { x.map { "<td class=\"num\" title=\"\(JSONValue.format($0))\">\(Format.number($0))</td>" } ?? "<td></td>" }
             return "<tr class=\"metric series\" data-key=\"\(k)\"><th scope=\"row\">\(k)</th>\(cell(values.last))<td class=\"num\">\(points.count)</td>\(cell(values.min()))\(cell(values.max()))</tr>\n"
         }
-        let metricsTable: HTML = metrics.isEmpty ? "<p class=\"none\">No metrics recorded.</p>" : """
+        let metricsTable: SafeHTML = metrics.isEmpty ? "<p class=\"none\">No metrics recorded.</p>" : """
             <table class="kv metrics" id="metrics"><thead><tr><th scope="col">key</th><th scope="col">last</th><th scope="col">steps</th>\
             <th scope="col">min</th><th scope="col">max</th></tr></thead><tbody>
             \(metricRows)</tbody></table>
             """
 
-        let page: HTML = """
+        let page: SafeHTML = """
             <p class="crumbs"><a href="/">Runs</a> / <code>\(id.short)</code></p>
             <h1 class="run-subject">\(c.subject.isEmpty ? "(no subject)" : c.subject)</h1>
             \(body.isEmpty ? .empty : "<pre class=\"message\">\(body)</pre>")
@@ -201,13 +201,13 @@ extension WebUI {
     }
 
     /// Inputs or outputs: path, object id, kind and size, a download link and a lineage link.
-    func artifactTable(_ artifacts: [Artifact], role: String) -> HTML {
+    func artifactTable(_ artifacts: [Artifact], role: String) -> SafeHTML {
         guard !artifacts.isEmpty else { return "<p class=\"none\">No \(role)s recorded.</p>" }
-        let rows = artifacts.html { a -> HTML in
+        let rows = artifacts.html { a -> SafeHTML in
             let info = try? repo.objects.info(a.id)
             let name = String(a.path.split(separator: "/").last ?? Substring(a.path))
-            let kind: HTML
-            let download: HTML
+            let kind: SafeHTML
+            let download: SafeHTML
             switch info?.kind {
             case .tree?:
                 kind = "directory"
@@ -237,34 +237,34 @@ extension WebUI {
             """
     }
 
-    func codeSection(_ code: CodeVersion?) -> HTML {
+    func codeSection(_ code: CodeVersion?) -> SafeHTML {
         guard let code else { return "<p class=\"none\">No code version recorded.</p>" }
-        let patch: HTML = code.dirtyPatch.map { p -> HTML in
+        let patch: SafeHTML = code.dirtyPatch.map { p -> SafeHTML in
             "<dt>uncommitted changes</dt><dd>patch \(Markup.objectID(p)) <a class=\"download\" href=\"\(Link.download(p, name: "changes.patch"))\" download>download</a></dd>"
         } ?? "<dt>uncommitted changes</dt><dd>none</dd>"
         return """
-            <dl class="facts"><dt>git commit</dt><dd>\(code.gitCommit.map { g -> HTML in "<code>\(g)</code>" } ?? "none (not a git work tree)")</dd>\
+            <dl class="facts"><dt>git commit</dt><dd>\(code.gitCommit.map { g -> SafeHTML in "<code>\(g)</code>" } ?? "none (not a git work tree)")</dd>\
             \(patch)<dt>code tree</dt><dd>\(Markup.objectID(code.tree))</dd></dl>
             """
     }
 
-    func environmentSection(_ env: ObjectID?) throws -> HTML {
+    func environmentSection(_ env: ObjectID?) throws -> SafeHTML {
         guard let env else { return "<p class=\"none\">No environment recorded.</p>" }
         let e = try repo.json(env)
-        var facts: [(String, HTML)] = []
+        var facts: [(String, SafeHTML)] = []
         for k in ["os", "kernel", "arch", "cpu", "cpus"] {
             if let v = e[k] { facts.append((k, "\(v.display)")) }
         }
         for (k, v) in (e["tools"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) { facts.append((k, "<code>\(v.display)</code>")) }
         for (k, v) in (e["env_vars"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) { facts.append(("$" + k, "<code>\(v.display)</code>")) }
         for (name, v) in (e["lock_files"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
-            let link: HTML = v.string.flatMap { ObjectID(hex: $0) }.map { id -> HTML in
+            let link: SafeHTML = v.string.flatMap { ObjectID(hex: $0) }.map { id -> SafeHTML in
                 "\(Markup.objectID(id)) <a class=\"download\" href=\"\(Link.download(id, name: name))\" download>download</a>"
             } ?? "\(v.display)"
             facts.append((name, link))
         }
         let pip = e["pip_freeze"]?.array?.compactMap(\.string) ?? []
-        let pipList: HTML = pip.isEmpty ? .empty : """
+        let pipList: SafeHTML = pip.isEmpty ? .empty : """
             <details class="pip"><summary>\(Format.plural(pip.count, "pip package"))</summary><ul>\(pip.html { "<li><code>\($0)</code></li>" })</ul></details>
             """
         return "<dl class=\"facts\">\(facts.html { k, v in "<dt>\(k)</dt><dd>\(v)</dd>" })</dl>\(pipList)"

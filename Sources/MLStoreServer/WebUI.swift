@@ -60,7 +60,7 @@ public final class WebUI: @unchecked Sendable {
     /// An error as a page in the UI's layout (for the server's 404 and 400 answers to UI paths).
     public func errorPage(status: Int, message: String, hint: String? = nil) -> WebPage {
         let title = status == 404 ? "Not found" : status == 400 ? "Bad request" : "Error \(status)"
-        let body: HTML = """
+        let body: SafeHTML = """
             <h1>\(title)</h1>
             <pre class="error">\(message)</pre>
             \(hint.map { "<p class=\"hint\">\($0)</p>" } ?? .empty)
@@ -82,11 +82,11 @@ public final class WebUI: @unchecked Sendable {
     enum Section { case runs, registry, lineage }
 
     /// Wraps a page body in the shared layout: nav bar, main, footer with the store's location.
-    func page(_ title: String, nav: Section?, _ body: HTML, status: Int = 200) -> WebPage {
-        func item(_ s: Section, _ href: String, _ label: String) -> HTML {
+    func page(_ title: String, nav: Section?, _ body: SafeHTML, status: Int = 200) -> WebPage {
+        func item(_ s: Section, _ href: String, _ label: String) -> SafeHTML {
             "<a href=\"\(href)\"\(s == nav ? Markup.active : .empty)>\(label)</a>"
         }
-        let html: HTML = """
+        let html: SafeHTML = """
             <!doctype html>
             <html lang="en">
             <head>
