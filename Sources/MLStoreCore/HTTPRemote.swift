@@ -243,8 +243,13 @@ public final class HTTPRemote: RemoteTransport, @unchecked Sendable {
         for t in toStart { startSegment(t) }
         seg.done.wait()
         return try state.withLock { s in
-            if let e = seg.error { throw e }
             s.plan[id] = nil
+            if let e = seg.error {
+                // A batch cut short (the server stops a stream at an object it cannot read): read the object on
+                // its own, which reports the server's precise error.
+                if let m = e as? MLStoreError, m.code == .corrupt { return nil }
+                throw e
+            }
             return seg.entries.removeValue(forKey: id)
         }
     }

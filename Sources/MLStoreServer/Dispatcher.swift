@@ -48,9 +48,11 @@ struct Dispatcher: HTTPResponder {
     // MARK: Authentication
 
     /// Bearer token, else the UI's login cookie, else anonymous (read if the operator allows it).
-    /// A token that is given but unknown is refused outright.
+    /// A token that is given but unknown is refused outright. The cookie grants at most read scope: the UI
+    /// only reads, so a forged cross-site request can never write.
     func authenticate(_ request: Request) throws -> Caller {
         var token: String?
+        var fromCookie = false
         if let auth = request.headers[.authorization] {
             guard auth.hasPrefix("Bearer "), auth.count > 7 else {
                 throw Refusal(status: .unauthorized, error: MLStoreError(.denied, "the Authorization header must be `Bearer <token>`"))
@@ -58,12 +60,14 @@ struct Dispatcher: HTTPResponder {
             token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         } else if let cookie = Self.cookie(request, "mlstore_token") {
             token = cookie
+            fromCookie = true
         }
         if let token {
             guard let h = server.tokens.holder(of: token) else {
+                if fromCookie { return Caller(scope: server.options.anonymousRead ? .read : .none, name: "anonymous") }
                 throw Refusal(status: .unauthorized, error: MLStoreError(.denied, "the token is not known to this server", hint: "check MLSTORE_TOKEN or the remote's token"))
             }
-            return Caller(scope: h.scope, name: h.name)
+            return Caller(scope: fromCookie ? min(h.scope, .read) : h.scope, name: h.name)
         }
         return Caller(scope: server.options.anonymousRead ? .read : .none, name: "anonymous")
     }
@@ -109,11 +113,7 @@ struct Dispatcher: HTTPResponder {
         guard method == .get || method == .head else {
             throw Refusal(status: .methodNotAllowed, error: MLStoreError(.usage, "\(method.rawValue) is not allowed on \(path)"))
         }
-        guard caller.scope >= .read else {
-            if !server.tokens.isEmpty || !server.options.anonymousRead { return redirect("/login") }
-            try require(.read, caller, for: "this page")
-            return redirect("/login")
-        }
+        guard caller.scope >= .read else { return redirect("/login") }
         let query = Self.query(request)
         let ui = server.ui
         guard let page = try await server.blocking({ try ui.render(path: path, query: query) }) else {
