@@ -54,7 +54,7 @@ enum Assets {
         th a.sort { color: var(--fg); }
         th[aria-sort] a.sort { color: var(--accent); }
         tr.groups th { font-size: 0.8em; text-transform: uppercase; letter-spacing: 0.05em; color: var(--muted); padding: 3px 10px; }
-        tr.groups th.params { border-left: 2px solid var(--line); }
+        tr.groups th.group { border-left: 2px solid var(--line); }
         td.num { text-align: right; }
         td.subject { white-space: normal; min-width: 220px; }
         tbody tr:hover { background: #f8fafe; }
@@ -97,6 +97,7 @@ enum Assets {
         svg.lineage text.node-subject { fill: var(--fg); font-size: 12px; font-family: system-ui, sans-serif; }
         svg.lineage path.edge { fill: none; stroke: #8a97ab; stroke-width: 1.5; }
         svg.lineage marker path { fill: #8a97ab; }
+        svg.lineage text.edge-label { fill: var(--muted); font-size: 11px; }
         ul.tree, ul.tree ul { list-style: none; padding-left: 22px; margin: 4px 0; }
         ul.tree { padding-left: 0; }
         ul.tree li { position: relative; padding: 2px 0; }

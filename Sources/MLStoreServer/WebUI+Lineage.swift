@@ -105,7 +105,7 @@ struct LineageDiagram {
     var roots: [LineageGraph.Node]
     var up: Bool
 
-    let boxWidth = 220.0, boxHeight = 46.0, columnGap = 70.0, rowGap = 16.0, pad = 12.0
+    let boxWidth = 220.0, boxHeight = 46.0, columnGap = 130.0, rowGap = 16.0, pad = 12.0
 
     func html() -> SafeHTML {
         var level: [ObjectID: Int] = [:]
@@ -145,8 +145,12 @@ struct LineageDiagram {
             let (x1, y1) = (a.x + boxWidth, a.y + boxHeight / 2)
             let (x2, y2) = (b.x - 4, b.y + boxHeight / 2)
             let mid = (x1 + x2) / 2
+            // The file the data flows through, named at the middle of the edge.
+            let name = String(e.path.split(separator: "/").last ?? "")
+            let label = name.count > 20 ? String(name.prefix(19)) + "…" : name
             return """
                 <path class="edge" d="M\(coordinate: x1),\(coordinate: y1) C\(coordinate: mid),\(coordinate: y1) \(coordinate: mid),\(coordinate: y2) \(coordinate: x2),\(coordinate: y2)" marker-end="url(#arrow)"><title>\(e.path)</title></path>
+                <text class="edge-label" x="\(coordinate: mid)" y="\(coordinate: (y1 + y2) / 2 - 6)" text-anchor="middle">\(label)<title>\(e.path)</title></text>
 
                 """
         }

@@ -51,23 +51,23 @@ extension WebUI {
         let head: SafeHTML = """
             <tr><th scope="col" class="select"><span class="visually-hidden">select</span></th><th scope="col">run</th>\
             \(header("time", key: "date", defaultDescending: true))\(header("subject", key: "subject", defaultDescending: false))\
-            \(header("author", key: "author", defaultDescending: false))<th scope="col">tags / stages</th>\
-            \(paramKeys.html { header($0, key: "params." + $0, defaultDescending: false) })\
-            \(metricKeys.html { header($0, key: "metrics." + $0, defaultDescending: true) })</tr>
+            <th scope="col">tags / stages</th>\
+            \(metricKeys.html { header($0, key: "metrics." + $0, defaultDescending: true) })\
+            \(paramKeys.html { header($0, key: "params." + $0, defaultDescending: false) })</tr>
             """
         let groups: SafeHTML = paramKeys.isEmpty && metricKeys.isEmpty ? .empty : """
-            <tr class="groups"><th colspan="6"></th>\
-            \(paramKeys.isEmpty ? .empty : "<th colspan=\"\(paramKeys.count)\" class=\"group params\">params</th>")\
-            \(metricKeys.isEmpty ? .empty : "<th colspan=\"\(metricKeys.count)\" class=\"group metrics\">metrics</th>")</tr>
+            <tr class="groups"><th colspan="5"></th>\
+            \(metricKeys.isEmpty ? .empty : "<th colspan=\"\(metricKeys.count)\" class=\"group metrics\">metrics</th>")\
+            \(paramKeys.isEmpty ? .empty : "<th colspan=\"\(paramKeys.count)\" class=\"group params\">params</th>")</tr>
             """
         let body = rows.html { r in
             """
             <tr class="run-row" data-run="\(r.id.hex)">\
             <td class="select"><input type="checkbox" class="select-run" value="\(r.id.hex)" aria-label="select \(r.id.short)"></td>\
             <td>\(Markup.runLink(r.id))</td><td class="time">\(Markup.time(r.time))</td>\
-            <td class="subject"><a href="\(Link.run(r.id))">\(r.subject.isEmpty ? "(no subject)" : r.subject)</a></td>\
-            <td>\(r.author)</td><td>\(Markup.labels(tags: r.tags, stages: r.stages))</td>\
-            \(paramKeys.html { Markup.numberCell(r.params[$0]) })\(metricKeys.html { Markup.numberCell(r.metrics[$0]) })</tr>
+            <td class="subject"><a href="\(Link.run(r.id))" title="by \(r.author)">\(r.subject.isEmpty ? "(no subject)" : r.subject)</a></td>\
+            <td>\(Markup.labels(tags: r.tags, stages: r.stages))</td>\
+            \(metricKeys.html { Markup.numberCell(r.metrics[$0]) })\(paramKeys.html { Markup.numberCell(r.params[$0]) })</tr>
 
             """
         }

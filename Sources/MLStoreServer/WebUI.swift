@@ -93,6 +93,7 @@ public final class WebUI: @unchecked Sendable {
             <meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <title>\(title) · mlstore</title>
+            <link rel="icon" href="data:,">
             <link rel="stylesheet" href="/static/app.css">
             </head>
             <body>
