@@ -192,7 +192,7 @@ extension WebUI {
             <tr><th scope="row">subject</th>\(rows.html { "<td>\($0.subject)</td>" })</tr>
             <tr><th scope="row">time</th>\(rows.html { "<td>\(Markup.time($0.time))</td>" })</tr>
             <tr><th scope="row">tags / stages</th>\(rows.html { "<td>\(Markup.labels(tags: $0.tags, stages: $0.stages))</td>" })</tr>
-            \(keyRows("params.", paramKeys) { $0.params[$1] })\(keyRows("metrics.", metricKeys) { $0.metrics[$1] })</tbody>
+            \(keyRows("metrics.", metricKeys) { $0.metrics[$1] })\(keyRows("params.", paramKeys) { $0.params[$1] })</tbody>
             </table></div>
             """
         let body: SafeHTML = """
@@ -200,7 +200,7 @@ extension WebUI {
             <h1>Compare \(Format.plural(ids.count, "run"))</h1>
             \(tabs)
             \(chartSection)
-            <h2>Params and metrics</h2>
+            <h2>Metrics and params</h2>
             <p class="hint">Rows whose values differ are highlighted; series show their last value.</p>
             \(table)
             """

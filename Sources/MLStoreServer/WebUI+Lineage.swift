@@ -140,17 +140,20 @@ struct LineageDiagram {
         let height = 2 * pad + Double(rows.values.max() ?? 1) * (boxHeight + rowGap) - rowGap
         let rootIDs = Set(roots.map(\.commit))
 
+        var labelsInto: [ObjectID: Int] = [:]
         let lines = edges.html { e -> SafeHTML in
             guard let a = position[e.from], let b = position[e.to] else { return .empty }
+            let stacked = Double(labelsInto[e.to, default: 0])
+            labelsInto[e.to, default: 0] += 1
             let (x1, y1) = (a.x + boxWidth, a.y + boxHeight / 2)
             let (x2, y2) = (b.x - 4, b.y + boxHeight / 2)
             let mid = (x1 + x2) / 2
-            // The file the data flows through, named at the middle of the edge.
+            // The file the data flows through, named above the arrowhead (stacked when several edges end there).
             let name = String(e.path.split(separator: "/").last ?? "")
             let label = name.count > 20 ? String(name.prefix(19)) + "…" : name
             return """
                 <path class="edge" d="M\(coordinate: x1),\(coordinate: y1) C\(coordinate: mid),\(coordinate: y1) \(coordinate: mid),\(coordinate: y2) \(coordinate: x2),\(coordinate: y2)" marker-end="url(#arrow)"><title>\(e.path)</title></path>
-                <text class="edge-label" x="\(coordinate: mid)" y="\(coordinate: (y1 + y2) / 2 - 6)" text-anchor="middle">\(label)<title>\(e.path)</title></text>
+                <text class="edge-label" x="\(coordinate: x2 - 6)" y="\(coordinate: y2 - 6 - 12 * stacked)" text-anchor="end">\(label)<title>\(e.path)</title></text>
 
                 """
         }

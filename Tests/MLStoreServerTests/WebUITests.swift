@@ -244,6 +244,11 @@ func occurrences(of needle: String, in html: String) -> Int { html.components(se
         #expect(values(of: "data-run", in: try s.get("/lineage/" + features.hex).html, on: "class=\"lineage-node") == [s.prepare.hex])
         #expect(try s.get("/lineage/fraud%40production").html.contains("data-run=\"\(s.trains[1].hex)\""))
         #expect(try s.get("/lineage/HEAD").html.contains("Nothing upstream"))
+        // A store whose HEAD has no commit (as a served bare store) starts at the newest run.
+        try TestFiles.write(s.repo.storeDirectory + "/HEAD", "ref: refs/heads/unborn\n")
+        let head = try s.get("/lineage/HEAD").html
+        let newest = try #require(try TrackingIndex.open(s.repo).runs(where: nil, sort: nil, limit: 1, columns: nil).rows.first).id
+        #expect(head.contains("This store has no HEAD") && head.contains("lineage-node root\" data-run=\"\(newest.hex)\""))
     }
 
     @Test func everyStringIsEscaped() throws {
