@@ -47,7 +47,7 @@ public final class WebUI: @unchecked Sendable {
         let rest = segments.dropFirst().joined(separator: "/")
         switch (segments.first, segments.count) {
         case (nil, _), ("runs", 1): return try runsPage(query)
-        case ("runs", 2): return try runPage(segments[1])
+        case ("runs", _): return try runPage(rest)  // a revision may hold slashes (origin/main)
         case ("compare", 1): return try comparePage(query)
         case ("lineage", _): return try lineagePage(rest.isEmpty ? "HEAD" : rest, query)
         case ("registry", 1): return try registryPage()

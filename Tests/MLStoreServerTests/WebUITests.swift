@@ -68,7 +68,7 @@ struct UIStore {
 }
 
 /// The values of `attribute` on elements that carry `marker` (e.g. `class="run-row"`), in document order.
-func values(of attribute: String, in html: String, on marker: String) -> [String] {
+private func values(of attribute: String, in html: String, on marker: String) -> [String] {
     var out: [String] = []
     var rest = html[...]
     while let m = rest.range(of: marker) {
@@ -83,7 +83,7 @@ func values(of attribute: String, in html: String, on marker: String) -> [String
     return out
 }
 
-func occurrences(of needle: String, in html: String) -> Int { html.components(separatedBy: needle).count - 1 }
+private func occurrences(of needle: String, in html: String) -> Int { html.components(separatedBy: needle).count - 1 }
 
 @Suite struct WebUITests {
     @Test func runsTableHasOneRowPerIndexedRun() throws {
@@ -168,6 +168,8 @@ func occurrences(of needle: String, in html: String) -> Int { html.components(se
         #expect(try s.get("/runs/" + String(id.hex.prefix(10))).html == html)
         #expect(try s.get("/runs/fraud@production").html.contains("<h1 class=\"run-subject\">train 1</h1>"))
         #expect(try s.get("/runs/best").html.contains("<span class=\"badge tag\">best</span>"))
+        try s.repo.refs.update("refs/heads/team/exp", to: s.trains[0], expecting: .absent, actor: s.repo.identity(), message: "branch")
+        #expect(try s.get("/runs/team/exp").html.contains("<h1 class=\"run-subject\">train 0</h1>"))
     }
 
     @Test func unknownRunsAndPathsFailCleanly() throws {
@@ -179,7 +181,8 @@ func occurrences(of needle: String, in html: String) -> Int { html.components(se
         #expect { _ = try s.ui.render(path: "/registry/ghost", query: [:]) } throws: { ($0 as? MLStoreError)?.code == .notFound }
         #expect { _ = try s.ui.render(path: "/lineage/HEAD", query: ["direction": "sideways"]) } throws: { ($0 as? MLStoreError)?.code == .usage }
         #expect { _ = try s.ui.render(path: "/compare", query: ["runs": s.prepare.hex + ",zzzz"]) } throws: { $0 is MLStoreError }
-        for path in ["/nope", "/runs/a/b", "/static/secret.txt", "/api/v1/refs", "/registry/a/b"] {
+        #expect { _ = try s.ui.render(path: "/runs/origin/main", query: [:]) } throws: { ($0 as? MLStoreError)?.code == .notFound }
+        for path in ["/nope", "/static/secret.txt", "/static/../Package.swift", "/api/v1/refs", "/registry/a/b"] {
             #expect(try s.ui.render(path: path, query: [:]) == nil, "\(path)")
         }
         let error = s.ui.errorPage(status: 404, message: "no <such> run")
