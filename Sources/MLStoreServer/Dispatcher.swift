@@ -124,10 +124,9 @@ struct Dispatcher: HTTPResponder {
         return Response(status: .init(code: page.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: page.body)))
     }
 
+    /// Query items as browsers send them (`+` is a space in form submissions).
     static func query(_ request: Request) -> [String: String] {
-        var out: [String: String] = [:]
-        for (k, v) in request.uri.queryParameters { out[String(k)] = String(v) }
-        return out
+        URLCoding.parseQuery(request.uri.query)
     }
 
     func routeAPI(_ request: Request, method: HTTPRequest.Method, parts: [String], caller: Caller) async throws -> Response {
@@ -234,10 +233,9 @@ struct Dispatcher: HTTPResponder {
             let data = (try? JSONEncoder().encode(body)) ?? Data()
             return Response(status: r.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
-        headers[.contentType] = "text/html; charset=utf-8"
-        let hint = r.error.hint.map { "<p>\(HTML.escape($0))</p>" } ?? ""
-        let page = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(r.status.code) — mlstore</title></head><body style=\"font-family:system-ui,sans-serif;margin:3rem\"><h1>\(r.status.code) \(HTML.escape(r.status.reasonPhrase))</h1><p>\(HTML.escape(r.error.message))</p>\(hint)<p><a href=\"/\">Runs</a></p></body></html>"
-        return Response(status: r.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: page)))
+        let page = server.ui.errorPage(status: r.status.code, message: r.error.message, hint: r.error.hint)
+        headers[.contentType] = page.contentType
+        return Response(status: r.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: page.body)))
     }
 }
 
