@@ -85,4 +85,26 @@ run lineage model.json --up
 run run --name "train (recorded run)" --input data/train.csv --input data/test.csv --output model.json \
     --params params.yaml --metrics metrics.json --no-env -- python3 train.py
 run reproduce HEAD
+
+echo; echo "== a team server: mlstore serve (HTTP remote + web UI), push with a write token, clone read-only"
+cd "$demo" && run init --bare server.mlstore
+write_token="$(openssl rand -hex 24)"; read_token="$(openssl rand -hex 24)"
+printf '%s write demo\n%s read guest\n' "$write_token" "$read_token" > tokens
+"$mlstore" serve --store server.mlstore --port 0 --tokens tokens --quiet > serve.out 2> serve.err &
+server=$!
+trap 'kill "$server" 2>/dev/null; rm -rf "$demo"' EXIT
+for _ in $(seq 1 100); do grep -q '^listening on' serve.out 2>/dev/null && break; sleep 0.1; done
+url="$(sed -n 's/^listening on //p' serve.out)"
+echo "server: $url"
+cd "$demo/project" && run remote add team "$url"
+echo "(without a token the push is refused, exit 9:)"; run push team || true
+MLSTORE_TOKEN="$write_token" run push team --all
+cd "$demo" && MLSTORE_TOKEN="$read_token" run clone "$url" from-server
+python3 - "$url" "$read_token" <<'PY'
+import sys, urllib.request
+req = urllib.request.Request(sys.argv[1] + "/", headers={"Cookie": "mlstore_token=" + sys.argv[2]})
+page = urllib.request.urlopen(req).read().decode()
+print("web UI: the runs page lists", page.count('class="run-row"'), "runs")
+PY
+kill "$server"; wait "$server" 2>/dev/null || true
 echo; echo "demo finished OK"
