@@ -247,7 +247,7 @@ public final class HTTPRemote: RemoteTransport, @unchecked Sendable {
             if let e = seg.error {
                 // A batch cut short (the server stops a stream at an object it cannot read): read the object on
                 // its own, which reports the server's precise error.
-                if let m = e as? MLStoreError, m.code == .corrupt { return nil }
+                if let m = e as? MLStoreError, m.code == .corrupt || m.code == .io { return nil }
                 throw e
             }
             return seg.entries.removeValue(forKey: id)

@@ -122,6 +122,11 @@ public final class ObjectStore: @unchecked Sendable {
             return (h.kind, h.payloadSize)
         }
         if let r = try loose.info(id) { return r }
+        try reloadPacks()
+        if let (p, off) = locate(id) {
+            let h = try p.header(at: off, expecting: id)
+            return (h.kind, h.payloadSize)
+        }
         throw MLStoreError(.notFound, "object \(id.hex) is not in the store")
     }
 

@@ -119,9 +119,15 @@ public final class PackStreamReceiver: @unchecked Sendable {
     private var entries = 0
     private var received: Int64 = 0
     private let hasher = SHA256()
-    /// Small JSON-looking blobs of this stream (env records name lock files), bounded.
-    private var smallBlobs: [ObjectID: [UInt8]] = [:]
-    private var smallBlobBytes = 0
+    /// JSON-looking blobs of this stream up to 1 MiB (env records name lock files), 256 MiB in all; ones
+    /// not kept are remembered, so a commit naming one as its env is refused rather than left unchecked.
+    private var jsonBlobs: [ObjectID: [UInt8]] = [:]
+    private var jsonBlobBytes = 0
+    private var uncheckedJSONBlobs = Set<ObjectID>()
+    /// The largest entry accepted: an upload holds one entry in memory while verifying it.
+    public static let maxEntryBytes = 128 << 20
+    /// Kinds of the objects of this stream (children's kinds are checked against what trees and chunked files say).
+    private var kinds: [ObjectID: ObjectKind] = [:]
 
     /// - Parameters:
     ///   - maxBytes: the largest stream accepted (request body limit).
@@ -168,7 +174,12 @@ public final class PackStreamReceiver: @unchecked Sendable {
             let parsed = try buffer.withUnsafeBytes { buf in
                 try WireFormat.header(UnsafeRawBufferPointer(rebasing: buf[pos...]), location: location)
             }
-            guard let h = parsed, buffer.count - pos - WireFormat.entryHeaderSize >= h.storedSize else { return }
+            guard let h = parsed else { return }
+            guard h.storedSize <= Self.maxEntryBytes, h.payloadSize <= Self.maxEntryBytes else {
+                throw MLStoreError(.corrupt, "object \(h.id.hex) is larger than the server accepts in one piece (\(Self.maxEntryBytes >> 20) MiB)",
+                                   hint: "large files travel as chunks; nothing from this upload was stored")
+            }
+            guard buffer.count - pos - WireFormat.entryHeaderSize >= h.storedSize else { return }
             let start = pos + WireFormat.entryHeaderSize
             hasher.update(buffer[pos..<start])
             let entry = WireFormat.Entry(id: h.id, kind: h.kind, codec: h.codec, payloadSize: h.payloadSize,
@@ -181,21 +192,37 @@ public final class PackStreamReceiver: @unchecked Sendable {
     private func accept(_ entry: WireFormat.Entry) throws {
         let (obj, payload) = try WireFormat.decode(entry, location: location)
         if obj.kind == .blob {
-            if payload.count <= 64 << 10, smallBlobBytes < 64 << 20, payload.first == UInt8(ascii: "{") {
-                smallBlobs[obj.id] = payload
-                smallBlobBytes += payload.count
+            if payload.first == UInt8(ascii: "{") {
+                if payload.count <= 1 << 20, jsonBlobBytes < 256 << 20 {
+                    jsonBlobs[obj.id] = payload
+                    jsonBlobBytes += payload.count
+                } else {
+                    uncheckedJSONBlobs.insert(obj.id)
+                }
             }
         } else {
             let children = try ObjectGraph.children(kind: obj.kind, payload: payload, id: obj.id) { id in
-                if let p = self.smallBlobs[id] { return try JSONValue.parse(json: p, what: "object \(id.short)") }
+                if let p = self.jsonBlobs[id] { return try? JSONValue.parse(json: p, what: "object \(id.short)") }
+                if self.uncheckedJSONBlobs.contains(id) {
+                    throw MLStoreError(.corrupt, "object \(obj.id.hex) names \(id.hex) as its environment record, which is too large to check (over 1 MiB)",
+                                       hint: "nothing from this upload was stored")
+                }
                 return self.repo.objects.contains(id) ? try? self.repo.json(id) : nil
             }
             for (child, _) in children where !batch.contains(child) {
                 throw MLStoreError(.corrupt, "object \(obj.id.hex) (\(obj.kind.rawValue)) names \(child.hex), which is neither on the server nor earlier in the upload",
                                    hint: "objects must be sent children first; nothing from this upload was stored")
             }
+            for (child, expected) in ObjectGraph.childKinds(kind: obj.kind, payload: payload, id: obj.id) {
+                let actual = kinds[child] ?? (try? repo.objects.info(child).kind)
+                guard actual == expected else {
+                    throw MLStoreError(.corrupt, "object \(obj.id.hex) (\(obj.kind.rawValue)) names \(child.hex) as a \(expected.rawValue), but it is a \(actual?.rawValue ?? "?")",
+                                       hint: "nothing from this upload was stored")
+                }
+            }
         }
         try batch.add(obj)
+        kinds[obj.id] = obj.kind
         entries += 1
     }
 

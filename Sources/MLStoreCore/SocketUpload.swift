@@ -15,7 +15,9 @@ enum SocketUpload {
     /// A socket-level failure (connect, send, receive, timeout): retried by ``HTTPClient/send(_:sink:what:)``.
     static func send(_ r: HTTPClient.Request, file: String, timeout: Double) throws -> HTTPClient.Response {
         _ = ignoreSIGPIPE
-        guard let c = URLComponents(string: r.url), c.scheme?.lowercased() == "http", let host = c.host else {
+        guard let c = URLComponents(string: r.url), c.scheme?.lowercased() == "http",
+            let host = c.host.map({ $0.hasPrefix("[") && $0.hasSuffix("]") ? String($0.dropFirst().dropLast()) : $0 })
+        else {
             throw MLStoreError(.usage, "not an http:// URL: \(r.url)")
         }
         let port = c.port ?? 80
@@ -28,8 +30,8 @@ enum SocketUpload {
         var target = c.percentEncodedPath.isEmpty ? "/" : c.percentEncodedPath
         if let q = c.percentEncodedQuery { target += "?" + q }
         // The Host header as the URL writes it (signatures such as SigV4 cover it).
-        let hostHeader = r.headers.first { $0.key.lowercased() == "host" }?.value ?? (c.port.map { "\(host):\($0)" } ?? host)
-        var head = "\(r.method) \(target) HTTP/1.1\r\nHost: \(hostHeader)\r\nContent-Length: \(size)\r\nConnection: close\r\n"
+        let hostHeader = r.headers.first { $0.key.lowercased() == "host" }?.value ?? (c.port.map { "\(c.host!):\($0)" } ?? c.host!)
+        var head = "\(r.method) \(target) HTTP/1.1\r\nHost: \(hostHeader)\r\nContent-Length: \(size)\r\n"
         for (k, v) in r.headers where k.lowercased() != "content-length" && k.lowercased() != "connection" && k.lowercased() != "host" {
             head += "\(k): \(v)\r\n"
         }

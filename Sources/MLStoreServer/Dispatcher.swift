@@ -36,6 +36,8 @@ struct Dispatcher: HTTPResponder {
             response = errorResponse(r, api: path.hasPrefix("/api/"))
         } catch let e as MLStoreError {
             response = errorResponse(Refusal(status: .init(code: HTTPProtocol.status(for: e.code)), error: e), api: path.hasPrefix("/api/"))
+        } catch is NIOTooManyBytesError {
+            response = errorResponse(Refusal(status: .contentTooLarge, error: MLStoreError(.usage, "the request body is too large")), api: path.hasPrefix("/api/"))
         } catch let e as HTTPError where e.status == .contentTooLarge {
             response = errorResponse(Refusal(status: .contentTooLarge, error: MLStoreError(.usage, "the request body is too large")), api: true)
         } catch {
@@ -54,7 +56,7 @@ struct Dispatcher: HTTPResponder {
         var token: String?
         var fromCookie = false
         if let auth = request.headers[.authorization] {
-            guard auth.hasPrefix("Bearer "), auth.count > 7 else {
+            guard auth.lowercased().hasPrefix("bearer "), auth.count > 7 else {
                 throw Refusal(status: .unauthorized, error: MLStoreError(.denied, "the Authorization header must be `Bearer <token>`"))
             }
             token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
