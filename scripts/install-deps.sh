@@ -2,7 +2,7 @@
 # Installs the Debian packages mlstore needs to build and test, if any are missing.
 set -euo pipefail
 # chromium, chromium-driver and python3-selenium: the web UI's browser tests (never a downloaded browser).
-packages=(zlib1g-dev libssl-dev libsqlite3-dev pkg-config git python3 skopeo chromium chromium-driver python3-selenium)
+packages=(zlib1g-dev libssl-dev openssl libsqlite3-dev pkg-config git python3 skopeo chromium chromium-driver python3-selenium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

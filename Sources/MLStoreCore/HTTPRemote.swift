@@ -35,11 +35,11 @@ public final class HTTPRemote: RemoteTransport, @unchecked Sendable {
     private struct State {
         var head: String??
         var have = Set<ObjectID>()
-        var kindHints: [ObjectID: ObjectKind] = [:]
         var plan: [ObjectID: Int] = [:]
         var segments: [Segment] = []
     }
     private let state = Mutex<State>(State())
+    private let kindHints = ObjectGraph.KindHints()
     private let networkQueue = DispatchQueue(label: "mlstore.http.read", attributes: .concurrent)
 
     /// - Parameters:
@@ -189,7 +189,7 @@ public final class HTTPRemote: RemoteTransport, @unchecked Sendable {
     }
 
     public func kind(of id: ObjectID) throws -> ObjectKind {
-        if let k = state.withLock({ $0.kindHints[id] }) { return k }
+        if let k = kindHints[id] { return k }
         let r = try call("HEAD", "/objects/" + id.hex, what: "reading object \(id.short)")
         guard let k = r.header(HTTPProtocol.kindHeader).flatMap({ ObjectKind(rawValue: $0) }) else {
             throw MLStoreError(.corrupt, "the server at \(baseURL) did not say the kind of object \(id.hex)")
@@ -264,18 +264,8 @@ public final class HTTPRemote: RemoteTransport, @unchecked Sendable {
             throw MLStoreError(.corrupt, "the server at \(baseURL) sent another object than \(id.hex)")
         }
         let result = try WireFormat.decode(entry, location: baseURL)
-        learnKinds(result.object.kind, payload: result.payload, id: id)
+        kindHints.learn(from: result.object.kind, payload: result.payload, id: id)
         return result
-    }
-
-    /// Trees and chunked files name their children's kinds: walking the graph then needs no request per file.
-    private func learnKinds(_ kind: ObjectKind, payload: [UInt8], id: ObjectID) {
-        let learned = ObjectGraph.childKinds(kind: kind, payload: payload, id: id)
-        guard !learned.isEmpty else { return }
-        state.withLock { s in
-            if s.kindHints.count > 4_000_000 { s.kindHints.removeAll() }
-            for (i, k) in learned { s.kindHints[i] = k }
-        }
     }
 
     public func upload(_ produce: ((EncodedObject) throws -> Void) throws -> Void) throws -> ObjectBatch.Stats {

@@ -1,4 +1,5 @@
 import MLStoreBasics
+import Synchronization
 
 /// The references between objects (spec/remote.md §Reachability): what must travel with an object.
 public enum ObjectGraph {
@@ -13,6 +14,23 @@ public enum ObjectGraph {
         case .tree: (try? Tree(decoding: payload, id: id))?.entries.map { ($0.id, $0.kind.objectKind) } ?? []
         case .chunked: (try? ChunkedFile(decoding: payload, id: id))?.chunks.map { ($0.id, .blob) } ?? []
         default: []
+        }
+    }
+
+    /// Kinds a network remote learned from the trees and chunked files it read, so walking the graph needs
+    /// no request per file. (Each object is still verified against its id when it is read.) Bounded.
+    final class KindHints: @unchecked Sendable {
+        private let map = Mutex<[ObjectID: ObjectKind]>([:])
+
+        subscript(id: ObjectID) -> ObjectKind? { map.withLock { $0[id] } }
+
+        func learn(from kind: ObjectKind, payload: [UInt8], id: ObjectID) {
+            let learned = childKinds(kind: kind, payload: payload, id: id)
+            guard !learned.isEmpty else { return }
+            map.withLock { m in
+                if m.count > 4_000_000 { m.removeAll() }
+                for (i, k) in learned { m[i] = k }
+            }
         }
     }
 

@@ -77,7 +77,6 @@ public final class S3Remote: RemoteTransport, @unchecked Sendable {
         var packs: [RemotePack] = []
         var loose = Set<ObjectID>()
         /// Kinds learned from trees and chunked files already read (so a walk need not read blobs).
-        var kindHints: [ObjectID: ObjectKind] = [:]
         /// Objects read to answer `kind(of:)`, handed out once by the next `readEncoded`.
         var recent: [ObjectID: (EncodedObject, [UInt8])] = [:]
         var recentBytes = 0
@@ -86,6 +85,7 @@ public final class S3Remote: RemoteTransport, @unchecked Sendable {
         var consumedUpTo = 0
     }
     private let state = Mutex(State())
+    private let kindHints = ObjectGraph.KindHints()
 
     /// - Parameters:
     ///   - url: `s3://bucket[/prefix]`, optionally with `?endpoint=…&region=…&path-style=true`.
@@ -318,7 +318,7 @@ public final class S3Remote: RemoteTransport, @unchecked Sendable {
     // MARK: Reading objects
 
     public func kind(of id: ObjectID) throws -> ObjectKind {
-        if let k = state.withLock({ $0.kindHints[id] ?? $0.recent[id]?.0.kind }) { return k }
+        if let k = kindHints[id] ?? state.withLock({ $0.recent[id]?.0.kind }) { return k }
         let r = try readEncoded(id)
         if r.payload.count <= 1 << 20 {
             state.withLock { s in
@@ -449,7 +449,7 @@ public final class S3Remote: RemoteTransport, @unchecked Sendable {
         } else {
             throw MLStoreError(.notFound, "object \(id.hex) is not on the remote \(location)")
         }
-        learnKinds(result.0.kind, payload: result.1, id: id)
+        kindHints.learn(from: result.0.kind, payload: result.1, id: id)
         return result
     }
 
@@ -514,16 +514,6 @@ public final class S3Remote: RemoteTransport, @unchecked Sendable {
         }
     }
 
-    /// Trees and chunked files name their children's kinds: remember them, so walking the graph needs no
-    /// read of file contents. (Each object is still verified against its id when it is read.)
-    private func learnKinds(_ kind: ObjectKind, payload: [UInt8], id: ObjectID) {
-        let learned = ObjectGraph.childKinds(kind: kind, payload: payload, id: id)
-        guard !learned.isEmpty else { return }
-        state.withLock { s in
-            if s.kindHints.count > 4_000_000 { s.kindHints.removeAll() }
-            for (i, k) in learned { s.kindHints[i] = k }
-        }
-    }
 
     // MARK: Uploading
 
