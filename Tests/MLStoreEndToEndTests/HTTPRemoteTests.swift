@@ -563,8 +563,8 @@ private func refUpdateBody(_ name: String, new: ObjectID?, expecting: RefExpecta
         #expect(server.state() == before)
         try t.ok("fetch", in: "b", token: nil)
 
-        // A server without a tokens file (loopback): anonymous read, and nobody can write.
-        let open = try ServedStore(tokens: false)
+        // A server without a tokens file (--anonymous-read): anonymous read, and nobody can write.
+        let open = try ServedStore(tokens: false, anonymousRead: true)
         defer { open.stop() }
         let t2 = try HTTPTeam(open)
         defer { t2.remove() }
@@ -1146,12 +1146,15 @@ private func refUpdateBody(_ name: String, new: ObjectID?, expecting: RefExpecta
         #expect(noStore.status == 3 && !noStore.stdout.contains("listening"), "\(noStore)")
         let open = try serve(["--host", "0.0.0.0"])
         #expect(open.status == 2 && !open.stdout.contains("listening"), "a non-loopback host without tokens: \(open)")
+        let nobody = try serve([])
+        #expect(nobody.status == 2 && nobody.stderr.contains("--anonymous-read") && !nobody.stdout.contains("listening"),
+                "loopback without tokens or --anonymous-read: anonymous read is the operator's choice, never a default: \(nobody)")
         let badSize = try serve(["--max-body", "lots"])
         #expect(badSize.status == 2, "\(badSize)")
         // Port in use: a second server on the first one's port fails clearly; the first keeps serving.
         let first = try ServedStore()
         defer { first.stop() }
-        let second = try serve(["--port", "\(first.port)"])
+        let second = try serve(["--port", "\(first.port)", "--anonymous-read"])
         #expect(second.status != 0 && second.stderr.contains("in use"), "\(second)")
         #expect(first.answers())
     }

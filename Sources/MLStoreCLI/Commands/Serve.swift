@@ -16,8 +16,8 @@ extension MLStoreCommand {
 
                 Access: a tokens file lists `<token> <read|write> [name]` per line; clients send the token as \
                 `Authorization: Bearer` (mlstore takes it from MLSTORE_TOKEN or `mlstore remote set-token`), browsers sign \
-                in at /login. Anonymous read needs --anonymous-read; it is on by default only when no tokens file is \
-                given and the server listens on loopback. Writes always need a write token. Stop with Ctrl-C or SIGTERM \
+                in at /login. Anonymous read needs --anonymous-read (a local UI: `mlstore serve --anonymous-read`); \
+                without it and without --tokens the server does not start. Writes always need a write token. Stop with Ctrl-C or SIGTERM \
                 (requests in flight finish). The HTTP API is in spec/http.md and spec/openapi.yaml.
                 """)
         @Option(help: "Port to listen on (0: any free port; the first line printed names it).") var port = 8470
@@ -44,17 +44,18 @@ extension MLStoreCommand {
             options.anonymousRead = anonymousRead
             options.maxBodyBytes = try SizeArgument.parse(maxBody)
             options.logRequests = !quiet
-            let loopback = ["127.0.0.1", "::1", "localhost"].contains(host)
-            var notes: [String] = []
-            if tokens == nil && !anonymousRead {
-                guard loopback else {
-                    throw MLStoreError(.usage, "serving on \(host) without --tokens or --anonymous-read would let nobody in",
-                                       hint: "give --tokens FILE (lines `<token> <read|write> [name]`), and --anonymous-read for public reads")
-                }
-                options.anonymousRead = true
-                notes.append("anonymous read-only access (loopback, no --tokens); pushing needs a tokens file")
-            }
             let server = try StoreServer(options: options)
+            var notes: [String] = []
+            if tokens == nil {
+                guard anonymousRead else {
+                    throw MLStoreError(.usage, "without --tokens or --anonymous-read nobody could read or write",
+                                       hint: "browse and clone without tokens: `mlstore serve --anonymous-read`; allow pushes: --tokens FILE (lines `<token> <read|write> [name]`)")
+                }
+                notes.append("anonymous read-only access; pushing needs --tokens FILE")
+            }
+            if anonymousRead && !["127.0.0.1", "::1", "localhost"].contains(host) {
+                notes.append("anyone who can reach \(host):\(port) can read this store (--anonymous-read)")
+            }
             let shownNotes = notes
             let host = self.host
             let done = DispatchSemaphore(value: 0)
