@@ -92,7 +92,7 @@ write_token="$(openssl rand -hex 24)"; read_token="$(openssl rand -hex 24)"
 printf '%s write demo\n%s read guest\n' "$write_token" "$read_token" > tokens
 "$mlstore" serve --store server.mlstore --port 0 --tokens tokens --quiet > serve.out 2> serve.err &
 server=$!
-trap 'kill "$server" 2>/dev/null; rm -rf "$demo"' EXIT
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$demo"' EXIT
 for _ in $(seq 1 100); do grep -q '^listening on' serve.out 2>/dev/null && break; sleep 0.1; done
 url="$(sed -n 's/^listening on //p' serve.out)"
 echo "server: $url"
