@@ -13,7 +13,7 @@ public struct MLStoreCommand: ParsableCommand {
         discussion: """
             Run `mlstore <command> --help` for a command's options. `-C <dir>` before the command runs it \
             as if started in <dir>. Exit status: 0 success, 1 failure, 2 bad usage, 3 not found, \
-            4 corrupt data, 5 conflict, 6 unsafe path, 7 I/O error, 8 locked (spec/cli.md).
+            4 corrupt data, 5 conflict, 6 unsafe path, 7 I/O error, 8 locked, 9 denied (spec/cli.md).
             """,
         version: version,
         groupedSubcommands: [

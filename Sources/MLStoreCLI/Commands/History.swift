@@ -45,7 +45,7 @@ struct CommitJSON: Encodable {
 
 extension MLStoreCommand {
     struct Log: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show commit history (newest first).")
+        static let configuration = CommandConfiguration(commandName: "log", abstract: "Show commit history (newest first).")
 
         @Argument(help: "Revisions to start from (default: HEAD).")
         var revisions: [String] = []
@@ -170,7 +170,7 @@ extension MLStoreCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a commit: header, params, metrics, inputs, outputs, code, command and environment.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a commit: header, params, metrics, inputs, outputs, code, command and environment.")
 
         @Argument(help: "A revision (default: HEAD).")
         var revision: String = "HEAD"
@@ -240,7 +240,7 @@ extension MLStoreCommand {
     }
 
     struct Diff: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "diff", 
             abstract: "Compare two commits: files added, removed and changed (with sizes), params changed, metrics with deltas.")
 
         @Argument(help: "The older revision.")
@@ -290,7 +290,7 @@ extension MLStoreCommand {
     }
 
     struct Reflog: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show the local history of a ref (default HEAD): every move, who, when and why.")
+        static let configuration = CommandConfiguration(commandName: "reflog", abstract: "Show the local history of a ref (default HEAD): every move, who, when and why.")
 
         @Argument(help: "A ref: HEAD, a branch name, or a full ref name.")
         var ref: String = "HEAD"

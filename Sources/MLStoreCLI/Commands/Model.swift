@@ -17,7 +17,7 @@ extension MLStoreCommand {
             subcommands: [Register.self, List.self, Show.self], defaultSubcommand: List.self)
 
         struct Register: ParsableCommand {
-            static let configuration = CommandConfiguration(
+            static let configuration = CommandConfiguration(commandName: "register", 
                 abstract: "Record a new version of a model: mlstore model register <name> <rev>[:<path>].",
                 discussion: """
                     Without a path the model is the stage's path (for <model>@<stage>), the version's files (for \
@@ -66,7 +66,7 @@ extension MLStoreCommand {
         }
 
         struct List: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Registered models (newest version, stages), or the versions of one model.")
+            static let configuration = CommandConfiguration(commandName: "list", abstract: "Registered models (newest version, stages), or the versions of one model.")
 
             @Argument(help: "A model name: list its versions.") var name: String?
             @OptionGroup var options: StoreOptions
@@ -127,7 +127,7 @@ extension MLStoreCommand {
         }
 
         struct Show: ParsableCommand {
-            static let configuration = CommandConfiguration(
+            static let configuration = CommandConfiguration(commandName: "show", 
                 abstract: "A model version: files, flavor, framework, signature, metadata, lineage summary, metrics and stage history.")
 
             @Argument(help: "<name>, <name>@v<N> or <name>@<stage>.") var model: String
@@ -219,7 +219,7 @@ extension MLStoreCommand {
     }
 
     struct Get: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "get", 
             abstract: "Download a model's files from a remote, verified, with no local store: mlstore get <remote> <model>@<stage|vN>.",
             discussion: """
                 The deployment primitive: reads the remote's refs, resolves the stage or version, and writes exactly \
@@ -253,7 +253,7 @@ extension MLStoreCommand {
     }
 
     struct Export: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "export", 
             abstract: "Write a model as an OCI image layout (--format oci, a directory) or a tar archive (--format tar).",
             discussion: """
                 OCI: oci-layout, index.json and blobs/sha256/: an image manifest (artifactType \(OCI.artifactType)) whose \

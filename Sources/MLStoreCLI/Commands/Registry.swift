@@ -4,7 +4,7 @@ import MLStoreCore
 
 extension MLStoreCommand {
     struct Promote: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "promote", 
             abstract: "Move a model's stage to a commit, recording who, when and why.",
             discussion: """
                 Writes a stage record chained to the previous one and moves refs/stages/<model>/<stage> by \
@@ -44,7 +44,7 @@ extension MLStoreCommand {
     }
 
     struct Rollback: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "rollback", 
             abstract: "Move a model's stage back to the target it had before its latest promotion (a new record).")
 
         @Argument(help: "Model name.")
@@ -68,12 +68,12 @@ extension MLStoreCommand {
     }
 
     struct Stage: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "stage", 
             abstract: "The model registry: stages of every model, and their history.",
             subcommands: [List.self, Log.self], defaultSubcommand: List.self)
 
         struct List: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Models × stages: the commit each stage holds, when, by whom.")
+            static let configuration = CommandConfiguration(commandName: "list", abstract: "Models × stages: the commit each stage holds, when, by whom.")
 
             @OptionGroup var options: StoreOptions
 
@@ -97,7 +97,7 @@ extension MLStoreCommand {
         }
 
         struct Log: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "A model's stage history, newest first: when, who, action, from → to, why.")
+            static let configuration = CommandConfiguration(commandName: "log", abstract: "A model's stage history, newest first: when, who, action, from → to, why.")
 
             @Argument(help: "Model name.")
             var model: String
@@ -122,7 +122,7 @@ extension MLStoreCommand {
     }
 
     struct Lineage: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "lineage", 
             abstract: "Trace provenance: what produced something and from what (--up), or what consumed it (--down).",
             discussion: "The start may be a revision (commit, tag, model@stage), a tracked path (looked up in HEAD), or an object id.")
 

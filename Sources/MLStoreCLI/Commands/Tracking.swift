@@ -15,7 +15,7 @@ enum Tracking {
 
 extension MLStoreCommand {
     struct Runs: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "runs", 
             abstract: "Find and compare runs: a table of commits with chosen params and metrics.",
             discussion: """
                 --where takes comparisons on params.<key>, metrics.<key>, tag, author, date, stage, message, command and \
@@ -73,7 +73,7 @@ extension MLStoreCommand {
     }
 
     struct Compare: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Params and metrics of several runs side by side; differing values highlighted.")
+        static let configuration = CommandConfiguration(commandName: "compare", abstract: "Params and metrics of several runs side by side; differing values highlighted.")
 
         @Argument(help: "Two or more revisions.") var revisions: [String]
         @OptionGroup var options: StoreOptions
@@ -115,7 +115,7 @@ extension MLStoreCommand {
     }
 
     struct Metrics: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A run's metrics; step series with a terminal plot.")
+        static let configuration = CommandConfiguration(commandName: "metrics", abstract: "A run's metrics; step series with a terminal plot.")
 
         @Argument(help: "A revision (default HEAD).") var revision: String = "HEAD"
         @Argument(help: "One metric key (default: all).") var key: String?
@@ -155,7 +155,7 @@ extension MLStoreCommand {
     }
 
     struct Reindex: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Rebuild the query index (.mlstore/tracking.db) from the objects.")
+        static let configuration = CommandConfiguration(commandName: "reindex", abstract: "Rebuild the query index (.mlstore/tracking.db) from the objects.")
         @OptionGroup var options: StoreOptions
 
         func run() throws {
