@@ -29,6 +29,7 @@ extension MLStoreCommand {
         @Flag(help: "Do not log requests to stderr.") var quiet = false
 
         func run() throws {
+            guard (0...65535).contains(port) else { throw MLStoreError(.usage, "--port must be 0…65535 (0: any free port)") }
             let root: String
             if let store {
                 root = Path.absolute(store, base: Sys.currentDirectory())
@@ -36,7 +37,6 @@ extension MLStoreCommand {
                 let repo = try Repository.discover(from: Sys.currentDirectory())
                 root = repo.workspaceRoot ?? repo.storeDirectory
             }
-            guard (0...65535).contains(port) else { throw MLStoreError(.usage, "--port must be 0…65535") }
             var options = ServeOptions(storePath: root)
             options.host = host
             options.port = port
