@@ -128,9 +128,16 @@ extension Repository {
             var ts = timespec()
             clock_gettime(CLOCK_REALTIME, &ts)
             // The clock now (after the previous record was read), so moves are ordered as published. A pinned
-            // author date (MLSTORE_AUTHOR_DATE, tests) keeps its second; the nanoseconds still order moves.
+            // author date (MLSTORE_AUTHOR_DATE, tests) keeps its second; the sub-second part is then the real
+            // clock in milliseconds modulo 10^9 (wraps every 11.6 days, not every second), so moves made across
+            // a real second boundary still order as published.
             let pinned = abs(record.actor.time - Int64(ts.tv_sec)) > 1
-            record.timeNanos = (pinned ? record.actor.time : Int64(ts.tv_sec)) * 1_000_000_000 + Int64(ts.tv_nsec)
+            if pinned {
+                let realMs = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+                record.timeNanos = record.actor.time * 1_000_000_000 + realMs % 1_000_000_000
+            } else {
+                record.timeNanos = Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+            }
         }
         let id = try objects.write(kind: .stage, payload: record.encoded())
         let verb = record.action == .promote ? "promote" : record.action.rawValue
