@@ -119,6 +119,8 @@ public final class PackStreamReceiver: @unchecked Sendable {
     private var entries = 0
     private var received: Int64 = 0
     private let hasher = SHA256()
+    /// Set when the stream went past `maxBytes` (the server answers 413 rather than 422).
+    public private(set) var exceededLimit = false
     /// JSON-looking blobs of this stream up to 1 MiB (env records name lock files), 256 MiB in all; ones
     /// not kept are remembered, so a commit naming one as its env is refused rather than left unchecked.
     private var jsonBlobs: [ObjectID: [UInt8]] = [:]
@@ -143,6 +145,7 @@ public final class PackStreamReceiver: @unchecked Sendable {
     public func consume(_ bytes: some Collection<UInt8>) throws {
         received += Int64(bytes.count)
         guard received <= maxBytes else {
+            exceededLimit = true
             throw MLStoreError(.usage, "the upload is larger than the server's limit of \(maxBytes) bytes",
                                hint: "push in smaller steps, or restart the server with a larger --max-body")
         }

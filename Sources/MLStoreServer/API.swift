@@ -217,7 +217,7 @@ struct API {
         } catch {
             _ = try? await inflight?.value
             receiver.abandon()
-            if let e = error as? MLStoreError, e.message.contains("larger than the server's limit") {
+            if receiver.exceededLimit, let e = error as? MLStoreError {
                 throw Dispatcher.Refusal(status: .contentTooLarge, error: e)
             }
             throw error
@@ -253,18 +253,18 @@ struct API {
     /// A file's content (a blob or a chunked file, reassembled and verified chunk by chunk), as an attachment.
     func download(_ id: ObjectID, name: String?, headOnly: Bool) async throws -> Response {
         let repo = self.repo
-        let (kind, size, chunks) = try await server.blocking { () -> (ObjectKind, Int64, [ObjectID]) in
+        // The file's size and the blobs that hold its bytes, in order.
+        let (size, chunks) = try await server.blocking { () -> (Int64, [ObjectID]) in
             let info = try repo.objects.info(id)
             switch info.kind {
-            case .blob: return (.blob, Int64(info.size), [id])
+            case .blob: return (Int64(info.size), [id])
             case .chunked:
                 let file = try repo.chunkedFile(id)
-                return (.chunked, file.fileSize, file.chunks.map(\.id))
+                return (file.fileSize, file.chunks.map(\.id))
             default:
                 throw MLStoreError(.usage, "object \(id.short) is a \(info.kind.rawValue), not a file", hint: "download the files inside it one by one")
             }
         }
-        _ = kind
         let filename = Self.safeFilename(name) ?? id.hex
         var headers: HTTPFields = [.contentType: "application/octet-stream", .contentLength: String(size)]
         headers[.contentDisposition] = "attachment; filename=\"\(filename)\""
