@@ -239,7 +239,7 @@ extension Repository {
             func needs(_ u: ObjectID) -> [ObjectID] { [u] + (marked.chunks[u] ?? []) }
             for u in units { for o in Set(needs(u)) { holders[o, default: 0] += 1 } }
             func lastUse(_ u: ObjectID) -> Int64 {
-                var t = (inv.newestCopyNs[u] ?? 0) / 1_000_000_000
+                let t = (inv.newestCopyNs[u] ?? 0) / 1_000_000_000
                 return max(t, access[u] ?? 0)
             }
             let order = units.filter { evictable($0) && !indexIDs.contains($0) }.map { ($0, lastUse($0)) }.sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }

@@ -9,111 +9,76 @@ import MLStoreBasics
 ///
 /// Used for `http://` pack uploads: URLSession on Linux feeds request bodies to libcurl through small
 /// buffers and measured ≈100 MB/s with 2 s of system time per 256 MiB here; `sendfile` moves the file at
-/// memory speed. (`https://` keeps URLSession.) One connection per request (`Connection: close`); the
-/// response must be small (a JSON answer) and is read whole.
+/// memory speed. (`https://` keeps URLSession.) One connection per request, closed by us after the response
+/// (no `Connection: close`: a server refusing early then drops the connection instead of waiting for the
+/// body); the response must be small (a JSON answer) and is read whole. Socket calls live in
+/// ``TCPConnection`` (MLStoreBasics).
 enum SocketUpload {
-    /// A socket-level failure (connect, send, receive, timeout): retried by ``HTTPClient/send(_:sink:what:)``.
+    /// A socket-level failure (connect, send, receive, timeout) is a ``HTTPClient/TransportError``: retried by
+    /// ``HTTPClient/send(_:sink:what:)``.
     static func send(_ r: HTTPClient.Request, file: String, timeout: Double) throws -> HTTPClient.Response {
-        _ = ignoreSIGPIPE
-        guard let c = URLComponents(string: r.url), c.scheme?.lowercased() == "http",
-            let host = c.host.map({ $0.hasPrefix("[") && $0.hasSuffix("]") ? String($0.dropFirst().dropLast()) : $0 })
-        else {
+        guard let c = URLComponents(string: r.url), c.scheme?.lowercased() == "http", let urlHost = c.host else {
             throw MLStoreError(.usage, "not an http:// URL: \(r.url)")
         }
-        let port = c.port ?? 80
+        let host = urlHost.hasPrefix("[") && urlHost.hasSuffix("]") ? String(urlHost.dropFirst().dropLast()) : urlHost
         let fileFD = try Sys.open(file, O_RDONLY)
         defer { Sys.close(fileFD) }
         let size = try Sys.fstat(fileFD, path: file).size
-        let sock = try connect(host: host, port: port, timeout: timeout)
-        defer { Glibc.close(sock) }
-
         var target = c.percentEncodedPath.isEmpty ? "/" : c.percentEncodedPath
         if let q = c.percentEncodedQuery { target += "?" + q }
         // The Host header as the URL writes it (signatures such as SigV4 cover it).
-        let hostHeader = r.headers.first { $0.key.lowercased() == "host" }?.value ?? (c.port.map { "\(c.host!):\($0)" } ?? c.host!)
+        let hostHeader = r.headers.first { $0.key.lowercased() == "host" }?.value ?? (c.port.map { "\(urlHost):\($0)" } ?? urlHost)
         var head = "\(r.method) \(target) HTTP/1.1\r\nHost: \(hostHeader)\r\nContent-Length: \(size)\r\n"
-        for (k, v) in r.headers where k.lowercased() != "content-length" && k.lowercased() != "connection" && k.lowercased() != "host" {
+        for (k, v) in r.headers where !["content-length", "connection", "host"].contains(k.lowercased()) {
             head += "\(k): \(v)\r\n"
         }
         head += "\r\n"
-        // A server that answers early (401, 413) closes its side: what it said is still read below.
-        var sendError: String?
         do {
-            try writeAll(sock, Array(head.utf8))
-            var offset: off_t = 0
-            while offset < size {
-                let n = sendfile(sock, fileFD, &offset, Int(min(Int64(size) - Int64(offset), 1 << 30)))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw HTTPClient.TransportError(description: errno == EAGAIN ? "timed out" : "send failed: \(String(cString: strerror(errno)))")
-                }
-                if n == 0 { throw HTTPClient.TransportError(description: "the file shrank while it was sent") }
+            let connection = try TCPConnection(host: host, port: c.port ?? 80, timeoutSeconds: timeout)
+            // A server that answers early (401, 413) stops reading: what it said is still read below.
+            var sendError: String?
+            do {
+                try connection.send(Array(head.utf8))
+                try connection.sendFile(fileFD, count: size)
+            } catch let e as TCPConnection.Failure {
+                sendError = e.description
             }
-        } catch let e as HTTPClient.TransportError {
-            sendError = e.description
-        }
-        let raw = try readAll(sock, limit: 16 << 20)
-        guard let response = parse(raw) else {
-            throw HTTPClient.TransportError(description: sendError ?? "no HTTP response")
-        }
-        return response
-    }
-
-    private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN); return () }()
-
-    static func connect(host: String, port: Int, timeout: Double) throws -> Int32 {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, String(port), &hints, &list)
-        guard rc == 0, let first = list else {
-            throw HTTPClient.TransportError(description: "unknown host \(host)")
-        }
-        defer { freeaddrinfo(list) }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-        var lastError = "connection refused"
-        var ai: UnsafeMutablePointer<addrinfo>? = first
-        while let a = ai {
-            defer { ai = a.pointee.ai_next }
-            let s = socket(a.pointee.ai_family, a.pointee.ai_socktype, a.pointee.ai_protocol)
-            if s < 0 { continue }
-            setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            if Glibc.connect(s, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0 { return s }
-            lastError = errno == ECONNREFUSED ? "connection refused" : String(cString: strerror(errno))
-            Glibc.close(s)
-        }
-        throw HTTPClient.TransportError(description: lastError)
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw HTTPClient.TransportError(description: "send failed: \(String(cString: strerror(errno)))")
+            guard let response = try readResponse(connection, limit: 16 << 20) else {
+                throw HTTPClient.TransportError(description: sendError ?? "no HTTP response")
             }
-            done += n
+            return response
+        } catch let e as TCPConnection.Failure {
+            throw HTTPClient.TransportError(description: e.description)
         }
     }
 
-    static func readAll(_ fd: Int32, limit: Int) throws -> [UInt8] {
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 64 << 10)
-        while out.count < limit {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == ECONNRESET, !out.isEmpty { break }
-                throw HTTPClient.TransportError(description: errno == EAGAIN ? "timed out waiting for the response" : "receive failed: \(String(cString: strerror(errno)))")
+    /// Reads one response: the head, then a body framed by Content-Length, chunked encoding, or the end of the
+    /// stream. nil if the stream ends before a complete response. The head is parsed once.
+    static func readResponse(_ connection: TCPConnection, limit: Int) throws -> HTTPClient.Response? {
+        var raw: [UInt8] = []
+        var headEnd: Int?
+        var searched = 0
+        while raw.count < limit {
+            let bytes = try connection.receive()
+            if bytes.isEmpty { break }
+            raw += bytes
+            if headEnd == nil {
+                let from = max(0, searched - 3)
+                headEnd = (from..<max(from, raw.count - 3)).first { raw[$0] == 13 && raw[$0 + 1] == 10 && raw[$0 + 2] == 13 && raw[$0 + 3] == 10 }
+                searched = raw.count
             }
-            if n == 0 { break }
-            out.append(contentsOf: buf[0..<n])
-            if let r = parse(out), let len = r.header("content-length").flatMap(Int.init), r.body.count >= len { break }
+            // Stop as soon as a Content-Length body is complete (the connection may stay open).
+            if let end = headEnd, let len = contentLength(raw[0..<end]), raw.count - end - 4 >= len { break }
         }
-        return out
+        return parse(raw)
+    }
+
+    static func contentLength(_ head: ArraySlice<UInt8>) -> Int? {
+        for line in String(decoding: head, as: UTF8.self).components(separatedBy: "\r\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "content-length" { return Int(parts[1].trimmingCharacters(in: .whitespaces)) }
+        }
+        return nil
     }
 
     /// Parses a complete response: status line, headers, and a body by Content-Length or chunked encoding.

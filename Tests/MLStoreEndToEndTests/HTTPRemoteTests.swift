@@ -1199,4 +1199,22 @@ private func refUpdateBody(_ name: String, new: ObjectID?, expecting: RefExpecta
         #expect(second.answers())
         second.stop(SIGINT)
     }
+
+    @Test("bad remote input: tokens, queries or fragments in http URLs, unknown schemes, set-token on unknown or non-http remotes — clear errors, config unchanged")
+    func remoteConfigurationBadInput() throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        try ws.ok("remote", "add", "shared", ws.path("shared"))
+        let before = ws.read(".mlstore/config")
+        for (url, status) in [("http://127.0.0.1:8470/?token=abc", Int32(2)), ("http://127.0.0.1:8470/#frag", 2),
+                              ("http://bob:secret@127.0.0.1:8470", 2), ("ftp://example.com/store", 2), ("http://", 2)] {
+            let r = try ws.run("remote", "add", "x", url)
+            #expect(r.status == status && r.stderr.contains("error:") && r.stderr.contains("hint:"), "remote add \(url): \(r)")
+        }
+        for (name, status, message) in [("nope", Int32(3), "no remote named"), ("shared", 2, "not an http")] {
+            let r = try CLI.run("/bin/sh", ["-c", "echo 0123456789abcdef0123 | \"$0\" remote set-token \(name)", try CLI.requireBinary()], in: ws.root)
+            #expect(r.status == status && r.stderr.contains(message), "set-token \(name): \(r)")
+        }
+        #expect(ws.read(".mlstore/config") == before, "refused commands leave the config as it was")
+    }
 }
