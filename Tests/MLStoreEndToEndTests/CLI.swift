@@ -109,6 +109,44 @@ enum CLI {
     }
 
     static var hasGit: Bool { which("git") != nil }
+
+    /// The racing pusher of the concurrent-push tests (directory, S3 and HTTP remotes), written to
+    /// `<dir>/pusher.sh`; returns its path. Run as `bash pusher.sh MLSTORE INDEX ROUNDS "ALLOWED EXITS"`: each
+    /// round commits to the pusher's own branch and pushes it, then races the others on main — a push refused
+    /// with an allowed status (5: moved / non-fast-forward, 8: lock held) fetches, rebuilds on the new tip and
+    /// retries (60 attempts). Prints `LANDED <id>`, `REJECTED <status>` (`REJECTED-CAS` when the swap lost),
+    /// `BAD …` (exit 19) or `GAVE UP` (exit 20).
+    static func racingPusher(in dir: String) throws -> String {
+        let script = """
+            set -u
+            M="$1"; i="$2"; rounds="$3"; allowed="$4"
+            for round in $(seq 1 "$rounds"); do
+              "$M" switch "own$i" >/dev/null 2>&1 || "$M" switch -c "own$i" >/dev/null || exit 10
+              printf 'w%s r%s\\n' "$i" "$round" > "own-$i.txt"
+              "$M" add "own-$i.txt" >/dev/null || exit 11
+              "$M" commit -m "w$i own $round" --no-env --no-code >/dev/null || exit 12
+              "$M" push origin "own$i" >/dev/null || { echo "OWN-BRANCH PUSH FAILED"; exit 13; }
+              landed=0
+              for attempt in $(seq 1 60); do
+                "$M" fetch >/dev/null || exit 14
+                "$M" checkout --force origin/main >/dev/null || exit 15
+                "$M" branch -d main >/dev/null 2>&1
+                "$M" switch -c main >/dev/null || exit 16
+                printf 'w%s r%s\\n' "$i" "$round" > "main-$i.txt"
+                "$M" add "main-$i.txt" >/dev/null || exit 17
+                "$M" commit -m "w$i main $round" --no-env --no-code >/dev/null || exit 18
+                out=$("$M" push origin main 2>&1); st=$?
+                if [ $st -eq 0 ]; then echo "LANDED $("$M" log -n 1 --oneline | cut -c1-12)"; landed=1; break; fi
+                case " $allowed " in *" $st "*) ;; *) echo "BAD $st $out"; exit 19;; esac
+                case "$out" in *"moved while pushing"*) echo "REJECTED-CAS $st";; *) echo "REJECTED $st";; esac
+              done
+              [ $landed -eq 1 ] || { echo "GAVE UP"; exit 20; }
+            done
+            """
+        let path = dir + "/pusher.sh"
+        try FS.write(path, script)
+        return path
+    }
 }
 
 /// A fresh temporary directory (resolved, without symlinks), removed by ``remove()``.

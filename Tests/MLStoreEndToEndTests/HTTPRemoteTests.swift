@@ -591,37 +591,11 @@ private func refUpdateBody(_ name: String, new: ObjectID?, expecting: RefExpecta
         }
         // As in the directory-remote test: each pusher pushes its own branch and races the others on main; a
         // rejected push (5: moved / non-fast-forward, 8: lock held) fetches, rebuilds on the new tip, retries.
-        let script = """
-            set -u
-            M="$1"; i="$2"; rounds="$3"
-            for round in $(seq 1 "$rounds"); do
-              "$M" switch "own$i" >/dev/null 2>&1 || "$M" switch -c "own$i" >/dev/null || exit 10
-              printf 'w%s r%s\\n' "$i" "$round" > "own-$i.txt"
-              "$M" add "own-$i.txt" >/dev/null || exit 11
-              "$M" commit -m "w$i own $round" --no-env --no-code >/dev/null || exit 12
-              "$M" push origin "own$i" >/dev/null || { echo "OWN-BRANCH PUSH FAILED"; exit 13; }
-              landed=0
-              for attempt in $(seq 1 60); do
-                "$M" fetch >/dev/null || exit 14
-                "$M" checkout --force origin/main >/dev/null || exit 15
-                "$M" branch -d main >/dev/null 2>&1
-                "$M" switch -c main >/dev/null || exit 16
-                printf 'w%s r%s\\n' "$i" "$round" > "main-$i.txt"
-                "$M" add "main-$i.txt" >/dev/null || exit 17
-                "$M" commit -m "w$i main $round" --no-env --no-code >/dev/null || exit 18
-                out=$("$M" push origin main 2>&1); st=$?
-                if [ $st -eq 0 ]; then echo "LANDED $("$M" log -n 1 --oneline | cut -c1-12)"; landed=1; break; fi
-                if [ $st -ne 5 ] && [ $st -ne 8 ]; then echo "BAD $st $out"; exit 19; fi
-                echo "REJECTED $st"
-              done
-              [ $landed -eq 1 ] || { echo "GAVE UP"; exit 20; }
-            done
-            """
-        try FS.write(t.dir("pusher.sh"), script)
+        let pusher = try CLI.racingPusher(in: t.tmp.path)
         let bin = try CLI.requireBinary()
         var procs: [CLI.Running] = []
         for i in 0..<n {
-            procs.append(try CLI.Running(executable: "/bin/bash", args: [t.dir("pusher.sh"), bin, "\(i)", "\(rounds)"], cwd: t.dir("w\(i)"),
+            procs.append(try CLI.Running(executable: "/bin/bash", args: [pusher, bin, "\(i)", "\(rounds)", "5 8"], cwd: t.dir("w\(i)"),
                                          outDir: t.tmp.path, tag: "p\(i)", env: HTTPTeam.env(ServedStore.writeToken)))
         }
         var landed: [String] = []
@@ -631,7 +605,7 @@ private func refUpdateBody(_ name: String, new: ObjectID?, expecting: RefExpecta
             #expect(out.status == 0, "pusher \(i): \(out)")
             for line in out.lines {
                 if line.hasPrefix("LANDED ") { landed.append(String(line.dropFirst(7))) }
-                if line.hasPrefix("REJECTED ") { rejections["exit " + line.dropFirst(9), default: 0] += 1 }
+                if line.hasPrefix("REJECTED") { rejections["exit " + (line.split(separator: " ").last ?? ""), default: 0] += 1 }
             }
         }
         #expect(landed.count == rounds * n, "every pusher's main commits eventually land: \(landed.count)")

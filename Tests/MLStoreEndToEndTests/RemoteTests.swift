@@ -154,35 +154,11 @@ private struct Team {
         }
         // Each pusher pushes its own branch (distinct refs) and races the others on main: a rejected push
         // (exit 5 = moved/non-fast-forward, 8 = lock held) fetches, rebuilds its commit on the new tip, retries.
-        let simple = """
-            set -u
-            M="$1"; i="$2"
-            for round in 1 2 3; do
-              "$M" switch "own$i" >/dev/null 2>&1 || "$M" switch -c "own$i" >/dev/null || exit 10
-              printf 'w%s r%s\\n' "$i" "$round" > "own-$i.txt"
-              "$M" add "own-$i.txt" >/dev/null || exit 11
-              "$M" commit -m "w$i own $round" --no-env --no-code >/dev/null || exit 12
-              "$M" push origin "own$i" >/dev/null || { echo "OWN-BRANCH PUSH FAILED"; exit 13; }
-              for attempt in $(seq 1 60); do
-                "$M" fetch >/dev/null || exit 14
-                "$M" checkout --force origin/main >/dev/null || exit 15
-                "$M" branch -d main >/dev/null 2>&1
-                "$M" switch -c main >/dev/null || exit 16
-                printf 'w%s r%s\\n' "$i" "$round" > "main-$i.txt"
-                "$M" add "main-$i.txt" >/dev/null || exit 17
-                "$M" commit -m "w$i main $round" --no-env --no-code >/dev/null || exit 18
-                out=$("$M" push origin main 2>&1); st=$?
-                if [ $st -eq 0 ]; then echo "LANDED $("$M" log -n 1 --oneline | cut -c1-12)"; break; fi
-                if [ $st -ne 5 ] && [ $st -ne 8 ]; then echo "BAD $st $out"; exit 19; fi
-                echo "REJECTED $st"
-              done
-            done
-            """
-        try FS.write(t.dir("pusher.sh"), simple)
+        let pusher = try CLI.racingPusher(in: t.tmp.path)
         let bin = try CLI.requireBinary()
         var procs: [CLI.Running] = []
         for i in 0..<n {
-            procs.append(try CLI.Running(executable: "/bin/bash", args: [t.dir("pusher.sh"), bin, "\(i)"], cwd: t.dir("w\(i)"), outDir: t.tmp.path, tag: "p\(i)", env: Team.env))
+            procs.append(try CLI.Running(executable: "/bin/bash", args: [pusher, bin, "\(i)", "3", "5 8"], cwd: t.dir("w\(i)"), outDir: t.tmp.path, tag: "p\(i)", env: Team.env))
         }
         var landed: [String] = []
         var rejections = 0
