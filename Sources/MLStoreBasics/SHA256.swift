@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 internal import CMLStoreCrypto
 
 /// Streaming SHA-256 over OpenSSL's EVP interface (SHA-NI where the CPU has it).
@@ -56,6 +59,23 @@ public final class SHA256 {
 
     public static func hash(_ bytes: [UInt8]) -> [UInt8] {
         bytes.withUnsafeBytes { hash($0) }
+    }
+
+    /// The digest and length of a file, read in 1 MiB blocks (never whole into memory).
+    /// - Parameter noFollow: refuse a symlink (`O_NOFOLLOW`).
+    public static func hash(file path: String, noFollow: Bool = false) throws -> (digest: [UInt8], size: Int64) {
+        let fd = try Sys.open(path, O_RDONLY | (noFollow ? O_NOFOLLOW : 0))
+        defer { Sys.close(fd) }
+        let h = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var total: Int64 = 0
+        while true {
+            let n = try buffer.withUnsafeMutableBytes { try Sys.read(fd, $0.baseAddress!, $0.count, path: path) }
+            if n == 0 { break }
+            total += Int64(n)
+            buffer.withUnsafeBytes { h.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        return (h.finalize(), total)
     }
 }
 

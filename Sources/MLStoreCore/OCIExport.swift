@@ -345,18 +345,8 @@ public enum OCILayout {
         let path = dir + "/blobs/sha256/" + hex
         guard let st = try Sys.lstatIfExists(path), st.type == .regular else { throw bad(dir, "blob \(digest) of \(what) is missing") }
         guard st.size == size else { throw bad(dir, "blob \(digest) of \(what) has \(st.size) bytes, its descriptor says \(size)") }
-        let h = SHA256()
-        let fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW)
-        defer { Sys.close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var total: Int64 = 0
-        while true {
-            let n = try buffer.withUnsafeMutableBytes { try Sys.read(fd, $0.baseAddress!, $0.count, path: path) }
-            if n == 0 { break }
-            total += Int64(n)
-            buffer.withUnsafeBytes { h.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        }
-        guard total == size, Hex.encode(h.finalize()) == hex else { throw bad(dir, "blob \(digest) of \(what) does not match its digest") }
+        let (digestBytes, total) = try SHA256.hash(file: path, noFollow: true)
+        guard total == size, Hex.encode(digestBytes) == hex else { throw bad(dir, "blob \(digest) of \(what) does not match its digest") }
         var annotations: [String: String] = [:]
         for (k, v) in o["annotations"]?.object ?? [:] {
             guard let s = v.string else { throw bad(dir, "annotation \(k) of \(what) is not a string") }

@@ -593,7 +593,7 @@ public final class S3Remote: RemoteTransport, @unchecked Sendable {
         let size = try Sys.lstat(path).size
         let condition: S3Client.Condition = settings.conditionalWrites ? .absent : .none
         if size <= Self.multipartThreshold {
-            let digest = try Self.sha256(file: path)
+            let digest = try SHA256.hash(file: path).digest
             _ = try client.put(key, file: path, sha256: digest, condition: condition)
             return
         }
@@ -640,19 +640,6 @@ public final class S3Remote: RemoteTransport, @unchecked Sendable {
                 try Sys.write(out, chunk, path: dest)
             }
             done += n
-        }
-        return h.finalize()
-    }
-
-    static func sha256(file path: String) throws -> [UInt8] {
-        let fd = try Sys.open(path, O_RDONLY)
-        defer { Sys.close(fd) }
-        let h = SHA256()
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = try buf.withUnsafeMutableBytes { try Sys.read(fd, $0.baseAddress!, $0.count, path: path) }
-            if n == 0 { break }
-            buf.withUnsafeBytes { h.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
         return h.finalize()
     }

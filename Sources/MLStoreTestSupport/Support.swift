@@ -112,18 +112,7 @@ public enum TestFiles {
     }
 
     /// SHA-256 of a file, streamed.
-    public static func sha256(_ path: String) throws -> [UInt8] {
-        let fd = try Sys.open(path, O_RDONLY)
-        defer { Sys.close(fd) }
-        let h = SHA256()
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = try buf.withUnsafeMutableBytes { try Sys.read(fd, $0.baseAddress!, $0.count, path: path) }
-            if n == 0 { break }
-            h.update(buf[0..<n])
-        }
-        return h.finalize()
-    }
+    public static func sha256(_ path: String) throws -> [UInt8] { try SHA256.hash(file: path).digest }
 
     /// The package's `fixtures/` directory, found from this source file's location.
     public static func fixtures(file: String = #filePath) -> String {
