@@ -149,6 +149,53 @@ enum CLI {
     }
 }
 
+/// A scratch area holding several workspaces and a shared directory remote at `<tmp>/remote`, driven through
+/// the built binary (remote and gc tests).
+struct RemoteSite {
+    let tmp: TempDir
+    /// Exit statuses ``json(_:in:sourceLocation:)`` accepts (push prints JSON and exits 5 when it rejects refs).
+    let jsonStatuses: Set<Int32>
+    var remote: String { tmp.path + "/remote" }
+    static let env = ["MLSTORE_AUTHOR_NAME": "Tester", "MLSTORE_AUTHOR_EMAIL": "t@example.com"]
+
+    init(prefix: String, jsonStatuses: Set<Int32> = [0]) throws {
+        tmp = try TempDir(prefix: prefix)
+        self.jsonStatuses = jsonStatuses
+    }
+    func remove() { tmp.remove() }
+    func dir(_ name: String) -> String { tmp.path + "/" + name }
+
+    @discardableResult
+    func run(_ args: [String], in name: String) throws -> CLI.Output {
+        try CLI.mlstore(args, in: dir(name), env: Self.env)
+    }
+
+    /// Runs and requires success; returns stdout.
+    @discardableResult
+    func ok(_ args: String..., in name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let r = try run(args, in: name)
+        try #require(r.status == 0, "mlstore \(args.joined(separator: " ")) in \(name): \(r)", sourceLocation: sourceLocation)
+        return r.stdout
+    }
+
+    /// A workspace with a remote named origin.
+    func workspace(_ name: String) throws {
+        try FS.mkdirs(dir(name))
+        try ok("init", in: name)
+        try ok("remote", "add", "origin", remote, in: name)
+    }
+
+    func json(_ args: String..., in name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        let r = try run(args + ["--json"], in: name)
+        try #require(jsonStatuses.contains(r.status), "mlstore \(args.joined(separator: " ")) --json in \(name): \(r)", sourceLocation: sourceLocation)
+        return try #require(try JSONSerialization.jsonObject(with: r.stdoutData) as? [String: Any], sourceLocation: sourceLocation)
+    }
+
+    func fsckRemote() throws -> CLI.Output {
+        try CLI.mlstore(["fsck", "--remote", remote], in: tmp.path, env: Self.env)
+    }
+}
+
 /// A fresh temporary directory (resolved, without symlinks), removed by ``remove()``.
 final class TempDir {
     let path: String

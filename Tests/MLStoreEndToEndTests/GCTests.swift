@@ -5,46 +5,15 @@ import Testing
     import Glibc
 #endif
 
-/// Several workspaces and a shared directory remote, driven through the built binary.
-private struct Site {
-    let tmp: TempDir
-    var remote: String { tmp.path + "/remote" }
-    static let env = ["MLSTORE_AUTHOR_NAME": "Tester", "MLSTORE_AUTHOR_EMAIL": "t@example.com"]
-
-    init() throws { tmp = try TempDir(prefix: "mlstore-gc") }
-    func remove() { tmp.remove() }
-    func dir(_ name: String) -> String { tmp.path + "/" + name }
-
-    @discardableResult
-    func run(_ args: [String], in name: String) throws -> CLI.Output {
-        try CLI.mlstore(args, in: dir(name), env: Self.env)
-    }
-
-    @discardableResult
-    func ok(_ args: String..., in name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        let r = try run(args, in: name)
-        try #require(r.status == 0, "mlstore \(args.joined(separator: " ")) in \(name): \(r)", sourceLocation: sourceLocation)
-        return r.stdout
-    }
-
-    func json(_ args: String..., in name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
-        let r = try run(args + ["--json"], in: name)
-        try #require(r.status == 0, "mlstore \(args.joined(separator: " ")) --json in \(name): \(r)", sourceLocation: sourceLocation)
-        return try #require(try JSONSerialization.jsonObject(with: r.stdoutData) as? [String: Any], sourceLocation: sourceLocation)
-    }
-
-    func workspace(_ name: String) throws {
-        try FS.mkdirs(dir(name))
-        try ok("init", in: name)
-        try ok("remote", "add", "origin", remote, in: name)
-    }
+/// Workspaces around one directory remote (CLI.swift), plus gc helpers.
+private typealias Site = RemoteSite
+private extension RemoteSite {
+    init() throws { try self.init(prefix: "mlstore-gc") }
 
     func commit(_ message: String, in name: String) throws -> String {
         try ok("commit", "-m", message, "--no-env", "--no-code", in: name)
         return try #require(try json("show", "HEAD", in: name)["id"] as? String)
     }
-
-    func fsckRemote() throws -> CLI.Output { try CLI.mlstore(["fsck", "--remote", remote], in: tmp.path, env: Self.env) }
 
     /// Object files of a store with size and mtime: any change shows.
     static func storeSnapshot(_ store: String) -> [String: String] {

@@ -5,45 +5,10 @@ import Testing
     import Glibc
 #endif
 
-/// A scratch area holding several workspaces and a shared directory remote.
-private struct Team {
-    let tmp: TempDir
-    var remote: String { tmp.path + "/remote" }
-    static let env = ["MLSTORE_AUTHOR_NAME": "Tester", "MLSTORE_AUTHOR_EMAIL": "t@example.com"]
-
-    init() throws { tmp = try TempDir(prefix: "mlstore-remote") }
-    func remove() { tmp.remove() }
-    func dir(_ name: String) -> String { tmp.path + "/" + name }
-
-    @discardableResult
-    func run(_ args: [String], in name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> CLI.Output {
-        try CLI.mlstore(args, in: dir(name), env: Self.env)
-    }
-
-    /// Runs and requires success.
-    @discardableResult
-    func ok(_ args: String..., in name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        let r = try run(args, in: name)
-        try #require(r.status == 0, "mlstore \(args.joined(separator: " ")) in \(name): \(r)", sourceLocation: sourceLocation)
-        return r.stdout
-    }
-
-    /// A workspace with a remote named origin.
-    func workspace(_ name: String) throws {
-        try FS.mkdirs(dir(name))
-        try ok("init", in: name)
-        try ok("remote", "add", "origin", remote, in: name)
-    }
-
-    func json(_ args: String..., in name: String) throws -> [String: Any] {
-        let r = try run(args + ["--json"], in: name)
-        try #require(r.status == 0 || r.status == 5, "\(args): \(r)")
-        return try #require(try JSONSerialization.jsonObject(with: r.stdoutData) as? [String: Any])
-    }
-
-    func fsckRemote(sourceLocation: SourceLocation = #_sourceLocation) throws -> CLI.Output {
-        try CLI.mlstore(["fsck", "--remote", remote], in: tmp.path, env: Self.env)
-    }
+/// Workspaces around one directory remote (CLI.swift); `json` also accepts push's exit 5 (rejected refs).
+private typealias Team = RemoteSite
+private extension RemoteSite {
+    init() throws { try self.init(prefix: "mlstore-remote", jsonStatuses: [0, 5]) }
 }
 
 @Suite("directory remotes") struct RemoteTests {
