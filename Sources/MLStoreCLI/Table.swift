@@ -1,3 +1,5 @@
+import MLStoreCore
+
 /// A plain text table with aligned columns (colors applied per cell after padding).
 struct Table {
     var headers: [String]
@@ -28,5 +30,17 @@ struct Table {
 extension String {
     func padding(toLength n: Int, withPad pad: String, startingAt: Int) -> String {
         count >= n ? self : self + String(repeating: pad, count: n - count)
+    }
+}
+
+extension Table {
+    /// A stage history (`stage log`, `model show`): when, who, stage, action, from → to, reason.
+    static func stageHistory(_ events: [StageEvent]) -> Table {
+        var t = Table(["WHEN", "WHO", "STAGE", "ACTION", "FROM", "TO", "REASON"])
+        t.colors[5] = .yellow
+        for e in events {
+            t.add([e.actor.isoDate, e.actor.name, e.stage, e.action.rawValue, e.from?.short ?? "-", e.to?.short ?? "-", e.reason])
+        }
+        return t
     }
 }

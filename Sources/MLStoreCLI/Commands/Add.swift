@@ -4,7 +4,7 @@ import MLStoreCore
 
 extension MLStoreCommand {
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "add", 
+        static let configuration = CommandConfiguration(commandName: "add",
             abstract: "Stage files and directories: hash them into the store and record them in the index.",
             discussion: """
                 Large files are split into content-defined chunks, so a changed model stores only its changed \

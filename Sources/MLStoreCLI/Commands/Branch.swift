@@ -4,7 +4,7 @@ import MLStoreCore
 
 extension MLStoreCommand {
     struct Branch: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "branch", 
+        static let configuration = CommandConfiguration(commandName: "branch",
             abstract: "List, create or delete branches.",
             discussion: "mlstore branch                 list\nmlstore branch <name> [<rev>]  create at <rev> (default HEAD)\nmlstore branch -d <name>       delete")
 
@@ -81,7 +81,7 @@ extension MLStoreCommand {
     }
 
     struct Tag: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "tag", 
+        static let configuration = CommandConfiguration(commandName: "tag",
             abstract: "Create, list or delete tags.",
             discussion: "mlstore tag <name> [<rev>] [-m msg]   create (annotated with -m)\nmlstore tag --list\nmlstore tag --delete <name>")
 

@@ -4,7 +4,7 @@ import MLStoreCore
 
 extension MLStoreCommand {
     struct Checkout: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "checkout", 
+        static let configuration = CommandConfiguration(commandName: "checkout",
             abstract: "Restore files from a tree or from the index.",
             discussion: """
                 mlstore checkout <branch>            switch to a branch (as `mlstore switch`)

@@ -4,7 +4,7 @@ import MLStoreCore
 
 extension MLStoreCommand {
     struct Commit: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "commit", 
+        static let configuration = CommandConfiguration(commandName: "commit",
             abstract: "Record a lineage commit: the staged snapshot plus params, metrics, inputs, outputs, code and environment.",
             discussion: """
                 A commit that changes no files but records params, metrics, inputs, outputs or a command is a run and is \

@@ -120,7 +120,7 @@ extension MLStoreCommand {
     }
 
     struct Cache: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "cache", 
+        static let configuration = CommandConfiguration(commandName: "cache",
             abstract: "Keep this clone's store under a size: evict least recently used contents the remote still holds.",
             discussion: """
                 Evicts file contents (never metadata, never contents the remote lacks) that are reachable from the \

@@ -240,7 +240,7 @@ extension MLStoreCommand {
     }
 
     struct Diff: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "diff", 
+        static let configuration = CommandConfiguration(commandName: "diff",
             abstract: "Compare two commits: files added, removed and changed (with sizes), params changed, metrics with deltas.")
 
         @Argument(help: "The older revision.")

@@ -4,7 +4,7 @@ import MLStoreCore
 
 extension MLStoreCommand {
     struct Init: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "init", 
+        static let configuration = CommandConfiguration(commandName: "init",
             abstract: "Create a store in a directory (default: the current one).",
             discussion: "Creates <dir>/.mlstore. With --bare, <dir> itself becomes a store without a workspace (for remotes). Running it again is harmless.")
 

@@ -17,7 +17,7 @@ extension MLStoreCommand {
             subcommands: [Register.self, List.self, Show.self], defaultSubcommand: List.self)
 
         struct Register: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "register", 
+            static let configuration = CommandConfiguration(commandName: "register",
                 abstract: "Record a new version of a model: mlstore model register <name> <rev>[:<path>].",
                 discussion: """
                     Without a path the model is the stage's path (for <model>@<stage>), the version's files (for \
@@ -127,7 +127,7 @@ extension MLStoreCommand {
         }
 
         struct Show: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "show", 
+            static let configuration = CommandConfiguration(commandName: "show",
                 abstract: "A model version: files, flavor, framework, signature, metadata, lineage summary, metrics and stage history.")
 
             @Argument(help: "<name>, <name>@v<N> or <name>@<stage>.") var model: String
@@ -207,19 +207,14 @@ extension MLStoreCommand {
                 if let cmd = c.command { line("  command", cmd.joined(separator: " ")) }
                 if !history.isEmpty {
                     print("\n" + Terminal.paint("stage history", .bold))
-                    var t = Table(["WHEN", "WHO", "STAGE", "ACTION", "FROM", "TO", "REASON"])
-                    t.colors[5] = .yellow
-                    for e in history {
-                        t.add([e.actor.isoDate, e.actor.name, e.stage, e.action.rawValue, e.from?.short ?? "-", e.to?.short ?? "-", e.reason])
-                    }
-                    print(t.render(), terminator: "")
+                    print(Table.stageHistory(history).render(), terminator: "")
                 }
             }
         }
     }
 
     struct Get: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "get", 
+        static let configuration = CommandConfiguration(commandName: "get",
             abstract: "Download a model's files from a remote, verified, with no local store: mlstore get <remote> <model>@<stage|vN>.",
             discussion: """
                 The deployment primitive: reads the remote's refs, resolves the stage or version, and writes exactly \
@@ -253,7 +248,7 @@ extension MLStoreCommand {
     }
 
     struct Export: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "export", 
+        static let configuration = CommandConfiguration(commandName: "export",
             abstract: "Write a model as an OCI image layout (--format oci, a directory) or a tar archive (--format tar).",
             discussion: """
                 OCI: oci-layout, index.json and blobs/sha256/: an image manifest (artifactType \(OCI.artifactType)) whose \

@@ -158,7 +158,7 @@ extension MLStoreCommand {
     }
 
     struct Fsck: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "fsck", 
+        static let configuration = CommandConfiguration(commandName: "fsck",
             abstract: "Verify every object, pack and index; report each damaged or missing object by id.",
             discussion: "Exits 4 if anything is damaged or missing.")
 

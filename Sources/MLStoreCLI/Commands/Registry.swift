@@ -4,7 +4,7 @@ import MLStoreCore
 
 extension MLStoreCommand {
     struct Promote: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "promote", 
+        static let configuration = CommandConfiguration(commandName: "promote",
             abstract: "Move a model's stage to a commit, recording who, when and why.",
             discussion: """
                 Writes a stage record chained to the previous one and moves refs/stages/<model>/<stage> by \
@@ -44,7 +44,7 @@ extension MLStoreCommand {
     }
 
     struct Rollback: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "rollback", 
+        static let configuration = CommandConfiguration(commandName: "rollback",
             abstract: "Move a model's stage back to the target it had before its latest promotion (a new record).")
 
         @Argument(help: "Model name.")
@@ -68,7 +68,7 @@ extension MLStoreCommand {
     }
 
     struct Stage: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "stage", 
+        static let configuration = CommandConfiguration(commandName: "stage",
             abstract: "The model registry: stages of every model, and their history.",
             subcommands: [List.self, Log.self], defaultSubcommand: List.self)
 
@@ -111,18 +111,13 @@ extension MLStoreCommand {
                 let repo = try options.repository()
                 let events = try repo.stageLog(model: model, stage: stage)
                 if options.json { return try Terminal.printJSON(events) }
-                var t = Table(["WHEN", "WHO", "STAGE", "ACTION", "FROM", "TO", "REASON"])
-                t.colors[5] = .yellow
-                for e in events {
-                    t.add([e.actor.isoDate, e.actor.name, e.stage, e.action.rawValue, e.from?.short ?? "-", e.to?.short ?? "-", e.reason])
-                }
-                print(t.render(), terminator: "")
+                print(Table.stageHistory(events).render(), terminator: "")
             }
         }
     }
 
     struct Lineage: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "lineage", 
+        static let configuration = CommandConfiguration(commandName: "lineage",
             abstract: "Trace provenance: what produced something and from what (--up), or what consumed it (--down).",
             discussion: "The start may be a revision (commit, tag, model@stage), a tracked path (looked up in HEAD), or an object id.")
 

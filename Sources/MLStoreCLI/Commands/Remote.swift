@@ -10,7 +10,7 @@ extension MLStoreCommand {
             subcommands: [Add.self, List.self, Remove.self, SetToken.self], defaultSubcommand: List.self)
 
         struct Add: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "add", 
+            static let configuration = CommandConfiguration(commandName: "add",
                 abstract: "Add a remote: mlstore remote add <name> <path | file:// URL | s3://bucket/prefix | http://host:port>.",
                 discussion: """
                     S3 (and S3-compatible stores): credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY \
@@ -123,7 +123,7 @@ extension MLStoreCommand {
     }
 
     struct Push: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "push", 
+        static let configuration = CommandConfiguration(commandName: "push",
             abstract: "Upload objects and move refs on a remote (compare-and-swap; never a lost update).",
             discussion: """
                 Default: the current branch. Also: --tags, --stages, --all, or names (branches, tags, model@stage). \
@@ -149,7 +149,7 @@ extension MLStoreCommand {
     }
 
     struct Fetch: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "fetch", 
+        static let configuration = CommandConfiguration(commandName: "fetch",
             abstract: "Download a remote's objects and update remote-tracking refs (refs/remotes/<remote>/…, stages included).",
             discussion: "Every object is verified against its id before it enters the local store; a corrupt object fails the command and leaves the store unchanged. <remote>/<branch> then works as a revision.")
 
@@ -166,7 +166,7 @@ extension MLStoreCommand {
     }
 
     struct Pull: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "pull", 
+        static let configuration = CommandConfiguration(commandName: "pull",
             abstract: "Fetch, fast-forward the current branch (and stages) and update the workspace.",
             discussion: "mlstore pull [<remote>] -- <path>... fetches only those paths' contents and restores them from the remote branch (the branch does not move).")
 
@@ -196,7 +196,7 @@ extension MLStoreCommand {
     }
 
     struct Clone: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "clone", 
+        static let configuration = CommandConfiguration(commandName: "clone",
             abstract: "Copy a remote into a new workspace (remote named origin) and check out its default branch.",
             discussion: "With --partial only metadata is fetched; file contents come on demand when a checkout needs them (e.g. `mlstore checkout fraud@production`).")
 

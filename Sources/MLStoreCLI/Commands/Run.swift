@@ -5,7 +5,7 @@ import MLStoreCore
 
 extension MLStoreCommand {
     struct Run: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "run", 
+        static let configuration = CommandConfiguration(commandName: "run",
             abstract: "Run a command and record it as a lineage commit: inputs, outputs, params, metrics, code, environment.",
             discussion: """
                 mlstore run --input data/ --output model.pkl --params params.yaml --metrics metrics.json -- python train.py
@@ -58,7 +58,7 @@ extension MLStoreCommand {
     }
 
     struct Reproduce: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "reproduce", 
+        static let configuration = CommandConfiguration(commandName: "reproduce",
             abstract: "Re-run a recorded run from its lineage and prove whether it gives the same outputs.",
             discussion: """
                 Restores the code tree, the inputs and the params file of the commit into a fresh directory (or \
@@ -117,7 +117,7 @@ extension MLStoreCommand {
     }
 
     struct Repro: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "repro", 
+        static let configuration = CommandConfiguration(commandName: "repro",
             abstract: "Run the pipeline in mlstore.yaml: only stages whose command, dependencies or params changed.",
             discussion: "A stage whose key was run before is skipped, or its outputs are restored from the run cache without running. -j runs independent stages in parallel.")
 

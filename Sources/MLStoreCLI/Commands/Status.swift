@@ -4,7 +4,7 @@ import MLStoreCore
 
 extension MLStoreCommand {
     struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "status", 
+        static let configuration = CommandConfiguration(commandName: "status",
             abstract: "Show staged changes, unstaged changes and untracked files.",
             discussion: "Untracked files are listed inside tracked directories only (so code kept in git does not drown the output); --untracked lists them everywhere.")
 

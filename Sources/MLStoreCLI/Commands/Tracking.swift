@@ -15,7 +15,7 @@ enum Tracking {
 
 extension MLStoreCommand {
     struct Runs: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "runs", 
+        static let configuration = CommandConfiguration(commandName: "runs",
             abstract: "Find and compare runs: a table of commits with chosen params and metrics.",
             discussion: """
                 --where takes comparisons on params.<key>, metrics.<key>, tag, author, date, stage, message, command and \
