@@ -110,8 +110,12 @@ public struct Config: Sendable {
         v.contains(where: { $0 == "#" || $0 == ";" || $0 == " " && (v.hasPrefix(" ") || v.hasSuffix(" ")) }) ? "\"\(v)\"" : v
     }
 
-    public func save() throws {
-        try Sys.writeFileAtomically(path, Array((lines.joined(separator: "\n") + "\n").utf8))
+    /// Writes the file atomically. Permissions: `mode` if given, else those of the file it replaces (so a
+    /// config made private because it holds a remote's token stays private), else 0644.
+    public func save(mode: mode_t? = nil) throws {
+        let kept = (try? Sys.lstatIfExists(path))??.mode
+        try Sys.writeFileAtomically(path, Array((lines.joined(separator: "\n") + "\n").utf8),
+                                    mode: mode ?? kept.map { mode_t($0 & 0o777) } ?? 0o644)
     }
 
     /// Subsection names of a section, e.g. the remotes of `[remote "origin"]`.

@@ -1191,4 +1191,17 @@ private func refUpdateBody(_ name: String, new: ObjectID?, expecting: RefExpecta
         }
         #expect(ws.read(".mlstore/config") == before, "refused commands leave the config as it was")
     }
+
+    @Test("a stored token makes the config private (0600), and later config writes keep it so")
+    func storedTokenIsPrivate() throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        try ws.ok("remote", "add", "team", "http://127.0.0.1:1")
+        let set = try CLI.run("/bin/sh", ["-c", "echo 0123456789abcdef0123 | \"$0\" remote set-token team", try CLI.requireBinary()], in: ws.root)
+        #expect(set.status == 0, "\(set)")
+        #expect((FS.lstatInfo(ws.path(".mlstore/config"))?.st_mode ?? 0) & 0o777 == 0o600)
+        try ws.ok("remote", "add", "other", ws.path("elsewhere"))
+        #expect((FS.lstatInfo(ws.path(".mlstore/config"))?.st_mode ?? 0) & 0o777 == 0o600, "a later write keeps the config private")
+        #expect(ws.read(".mlstore/config")?.contains("0123456789abcdef0123") == true)
+    }
 }

@@ -72,7 +72,7 @@ extension MLStoreCommand {
             static let configuration = CommandConfiguration(
                 commandName: "set-token",
                 abstract: "Store the bearer token for an http(s) remote (read from stdin, never from the command line).",
-                discussion: "The token is kept in .mlstore/config as remote.<name>.token. MLSTORE_TOKEN, when set, takes precedence. An empty line removes it.")
+                discussion: "The token is kept in .mlstore/config as remote.<name>.token, and the config is then made readable by its owner only (mode 0600). MLSTORE_TOKEN, when set, takes precedence. An empty line removes the token.")
             @Argument(help: "Remote name.") var name: String
             @OptionGroup var options: StoreOptions
 
@@ -88,7 +88,8 @@ extension MLStoreCommand {
                 let token = (readLine(strippingNewline: true) ?? "").trimmingCharacters(in: .whitespaces)
                 var cfg = try repo.config()
                 cfg.set("remote.\(name).token", token.isEmpty ? nil : token)
-                try cfg.save()
+                // A token is a secret: the config becomes readable by its owner only (as git's credential store).
+                try cfg.save(mode: token.isEmpty ? nil : 0o600)
                 if !options.json { print(token.isEmpty ? "Removed the token of \(name)" : "Stored the token of \(name)") }
             }
         }
