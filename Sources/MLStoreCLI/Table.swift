@@ -35,11 +35,17 @@ extension String {
 
 extension Table {
     /// A stage history (`stage log`, `model show`): when, who, stage, action, from → to, reason.
+    /// `v2 (1a2b3c4d)` for a model version, the commit's short id otherwise, `-` for nothing.
+    static func label(_ commit: ObjectID?, _ version: Int?) -> String {
+        guard let commit else { return "-" }
+        return version.map { "v\($0) (\(commit.short))" } ?? commit.short
+    }
+
     static func stageHistory(_ events: [StageEvent]) -> Table {
         var t = Table(["WHEN", "WHO", "STAGE", "ACTION", "FROM", "TO", "REASON"])
         t.colors[5] = .yellow
         for e in events {
-            t.add([e.actor.isoDate, e.actor.name, e.stage, e.action.rawValue, e.from?.short ?? "-", e.to?.short ?? "-", e.reason])
+            t.add([e.actor.isoDate, e.actor.name, e.stage, e.action.rawValue, label(e.from, e.fromVersion), label(e.to, e.toVersion), e.reason])
         }
         return t
     }

@@ -19,6 +19,28 @@ public struct Signature: Sendable, Equatable, Codable {
         self.offsetMinutes = offsetMinutes
     }
 
+    /// Why a name or email cannot appear in a signature (nil when it can): `<`, `>` and control characters
+    /// (line breaks among them) would make the record unreadable; so would an empty value or, for an email,
+    /// a space.
+    public static func problem(with value: String, field: String) -> String? {
+        if value.isEmpty { return "is empty" }
+        if value.utf8.count > 1024 { return "is longer than 1024 bytes" }
+        if value.contains("<") || value.contains(">") { return "contains '<' or '>'" }
+        if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) { return "contains a line break or another control character" }
+        if value.first == " " || value.last == " " { return "starts or ends with a space" }
+        if field == "email" && value.contains(" ") { return "contains a space" }
+        return nil
+    }
+
+    /// A value for an error message: control characters shown as escapes, so it prints on one line.
+    public static func printable(_ value: String) -> String {
+        var out = ""
+        for c in value.unicodeScalars {
+            if c.value < 0x20 || c.value == 0x7f { out += c == "\n" ? "\\n" : "\\x" + String(c.value, radix: 16) } else { out.unicodeScalars.append(c) }
+        }
+        return out
+    }
+
     public var encoded: String {
         let sign = offsetMinutes < 0 ? "-" : "+"
         let m = abs(offsetMinutes)
@@ -247,6 +269,9 @@ public struct StageRecord: Sendable, Equatable {
     public var stage: String
     /// The commit the stage points at after this move (nil for `clear`).
     public var target: ObjectID?
+    /// The registered model version the stage holds (`version <hex>`); its commit is `target`. Absent in
+    /// records of models without versions, and in records written before versions were recorded.
+    public var version: ObjectID?
     /// Artifact path inside the commit's tree, if the model is one path of it.
     public var path: String?
     public var previous: ObjectID?
@@ -256,8 +281,10 @@ public struct StageRecord: Sendable, Equatable {
     public var timeNanos: Int64?
     public var message: String
 
-    public init(model: String, stage: String, target: ObjectID?, path: String?, previous: ObjectID?, action: Action, actor: Signature, message: String, timeNanos: Int64? = nil) {
+    public init(model: String, stage: String, target: ObjectID?, version: ObjectID? = nil, path: String?, previous: ObjectID?,
+                action: Action, actor: Signature, message: String, timeNanos: Int64? = nil) {
         self.timeNanos = timeNanos
+        self.version = version
         self.model = model
         self.stage = stage
         self.target = target
@@ -273,6 +300,7 @@ public struct StageRecord: Sendable, Equatable {
     public func encoded() -> [UInt8] {
         var s = "ref \(refName)\n"
         if let target { s += "target \(target.hex)\n" }
+        if let version { s += "version \(version.hex)\n" }
         if let path { s += "path \(path)\n" }
         if let previous { s += "previous \(previous.hex)\n" }
         s += "action \(action.rawValue)\nactor \(actor.encoded)\n"
@@ -300,8 +328,13 @@ public struct StageRecord: Sendable, Equatable {
             guard let i = ObjectID(hex: v) else { throw bad("bad previous") }
             return i
         }
+        let version = try h["version"].map { v -> ObjectID in
+            guard let i = ObjectID(hex: v) else { throw bad("bad version") }
+            return i
+        }
         guard a == .clear || target != nil else { throw bad("a \(a.rawValue) record needs a target") }
-        self.init(model: String(parts[0]), stage: String(parts[1]), target: target, path: h["path"].map(String.init),
+        guard version == nil || target != nil else { throw bad("a version without a target") }
+        self.init(model: String(parts[0]), stage: String(parts[1]), target: target, version: version, path: h["path"].map(String.init),
                   previous: previous, action: a, actor: try Signature(parsing: actor), message: message,
                   timeNanos: h["x-time-ns"].flatMap { Int64($0) })
     }

@@ -10,26 +10,45 @@ extension Repository {
     public func config() throws -> Config { try Config(path: storeDirectory + "/config") }
 
     /// The author for new records: `MLSTORE_AUTHOR_NAME`/`_EMAIL`, then `user.name`/`user.email` in the
-    /// store's config, then git's config, then the login and host names. `MLSTORE_AUTHOR_DATE`
-    /// (`<unix seconds> [+hhmm]`) fixes the time, for reproducible tests.
-    public func identity(role: String = "AUTHOR") -> Signature {
+    /// store's config, then git's config as git itself resolves it in the workspace (the repository's own
+    /// config over the global one), then the login and host names. `MLSTORE_AUTHOR_DATE`
+    /// (`<unix seconds> [+hhmm]`) fixes the time, for reproducible tests. A name or email that would make
+    /// an unreadable record (`<`, `>`, a line break or another control character) is refused, naming
+    /// where it came from, before anything is written.
+    public func identity(role: String = "AUTHOR") throws -> Signature {
         let env = ProcessEnvironment.self
         let cfg = try? config()
-        var name = env.get("MLSTORE_\(role)_NAME") ?? env.get("MLSTORE_AUTHOR_NAME") ?? cfg?.get("user.name")
-        var email = env.get("MLSTORE_\(role)_EMAIL") ?? env.get("MLSTORE_AUTHOR_EMAIL") ?? cfg?.get("user.email")
+        var name: (value: String, source: String)?
+        var email: (value: String, source: String)?
+        for key in ["MLSTORE_\(role)_NAME", "MLSTORE_AUTHOR_NAME"] where name == nil {
+            if let v = env.get(key) { name = (v, "the environment variable \(key)") }
+        }
+        for key in ["MLSTORE_\(role)_EMAIL", "MLSTORE_AUTHOR_EMAIL"] where email == nil {
+            if let v = env.get(key) { email = (v, "the environment variable \(key)") }
+        }
+        if name == nil, let v = cfg?.get("user.name") { name = (v, "user.name in \(storeDirectory)/config") }
+        if email == nil, let v = cfg?.get("user.email") { email = (v, "user.email in \(storeDirectory)/config") }
         if name == nil || email == nil {
-            let git = Subprocess.run(["git", "config", "--get-regexp", "^user\\.(name|email)$"], cwd: workspaceRoot ?? storeDirectory)
-            for line in git.stdout.split(separator: "\n") {
-                let kv = line.split(separator: " ", maxSplits: 1).map(String.init)
-                guard kv.count == 2 else { continue }
-                if kv[0] == "user.name" && name == nil { name = kv[1] }
-                if kv[0] == "user.email" && email == nil { email = kv[1] }
+            // `git config --get` prints the value git uses: the repository's config over the global one.
+            let dir = workspaceRoot ?? storeDirectory
+            for (key, slot) in [("user.name", 0), ("user.email", 1)] where (slot == 0 ? name : email) == nil {
+                let r = Subprocess.run(["git", "config", "--get", key], cwd: dir)
+                guard r.status == 0 else { continue }
+                var v = r.stdout
+                if v.hasSuffix("\n") { v.removeLast() }
+                guard !v.isEmpty else { continue }
+                if slot == 0 { name = (v, "git's \(key)") } else { email = (v, "git's \(key)") }
             }
         }
         let user = env.get("USER") ?? env.get("LOGNAME") ?? "unknown"
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         let hostname = String(cString: host)
+        for (field, value) in [("name", name), ("email", email)] {
+            guard let value, let problem = Signature.problem(with: value.value, field: field) else { continue }
+            throw MLStoreError(.usage, "the author \(field) '\(Signature.printable(value.value))' from \(value.source) \(problem)",
+                               hint: "set a plain \(field) (`mlstore config user.\(field) …`, or MLSTORE_AUTHOR_\(field.uppercased()))")
+        }
         var (time, offset) = Self.now()
         if let fixed = env.get("MLSTORE_\(role)_DATE") ?? env.get("MLSTORE_AUTHOR_DATE") {
             let f = fixed.split(separator: " ")
@@ -39,7 +58,9 @@ extension Repository {
                 if f.count > 1, let sig = try? Signature(parsing: "x <y> 0 \(f[1])") { offset = sig.offsetMinutes }
             }
         }
-        return Signature(name: name ?? user, email: email ?? "\(user)@\(hostname)", time: time, offsetMinutes: offset)
+        let fallbackName = Signature.problem(with: user, field: "name") == nil ? user : "unknown"
+        let fallbackEmail = "\(fallbackName)@\(Signature.problem(with: hostname, field: "email") == nil ? hostname : "localhost")"
+        return Signature(name: name?.value ?? fallbackName, email: email?.value ?? fallbackEmail, time: time, offsetMinutes: offset)
     }
 
     static func now() -> (Int64, Int) {

@@ -336,8 +336,8 @@ extension Repository {
         try ModelSource.local(self).resolve(try ModelSpec(parsing: spec))
     }
 
-    /// The stages of a model with the version each holds: the newest registered version of the stage's
-    /// commit (and path, if the stage names one), nil when the commit is not a registered version.
+    /// The stages of a model with the version each holds (`ModelSource.versionHeld`), nil when the stage
+    /// holds a commit that is not a registered version.
     public func modelStages(_ name: String, versions: [(id: ObjectID, version: ModelVersion)]? = nil) throws
         -> [(stage: String, recordID: ObjectID, record: StageRecord, version: Int?)]
     {
@@ -346,10 +346,7 @@ extension Repository {
             let stage = String(ref.dropFirst("refs/stages/\(name)/".count))
             guard !stage.contains("/") else { return nil }
             let r = try stageRecord(recordID)
-            let v = r.target.flatMap { t in
-                chain.first { $0.version.commit == t && (r.path == nil || $0.version.artifacts.map(\.path) == [r.path!]) }?.version.version
-            }
-            return (stage, recordID, r, v)
+            return (stage, recordID, r, try ModelSource.local(self).versionHeld(by: r, recordID: recordID, chain: chain)?.version.version)
         }
     }
 
@@ -445,7 +442,7 @@ extension Repository {
         let previous = try head.map { try modelVersion($0) }
         var description = request.description
         if !description.isEmpty && !description.hasSuffix("\n") { description += "\n" }
-        let actor = identity()
+        let actor = try identity()
         let signatureBlob = request.signature.map { Array($0.canonical.utf8) }
         let version = ModelVersion(
             name: request.name, version: (previous?.version ?? 0) + 1, commit: commitID, artifacts: artifacts, flavor: flavor,

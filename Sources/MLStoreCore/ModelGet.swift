@@ -144,8 +144,7 @@ public struct ModelSource: Sendable {
                 throw MLStoreError(.notFound, "stage \(stage) of model \(name) was cleared", hint: "promote a version to it")
             }
             let c = try commit(target)
-            // The newest registered version of this commit (and path, if the stage names one) is the model.
-            for (id, v) in try versionChain(name) where v.commit == target && (record.path == nil || v.artifacts.map(\.path) == [record.path!]) {
+            if let (id, v) = try versionHeld(by: record, recordID: recordID, chain: versionChain(name)) {
                 return ModelSelection(spec: spec, versionID: id, version: v, stage: stage, stageRecord: recordID, commit: target, artifacts: v.artifacts,
                                       files: try files(commit: target, tree: c.tree, artifacts: v.artifacts))
             }
@@ -163,6 +162,24 @@ public struct ModelSource: Sendable {
             return ModelSelection(spec: spec, stage: stage, stageRecord: recordID, commit: target, artifacts: artifacts,
                                   files: try files(commit: target, tree: c.tree, artifacts: artifacts))
         }
+    }
+
+    /// The model version a stage record holds (spec/models.md §Stages and versions): the version the record
+    /// names; none for a record with a path (those files of its commit); for a record with neither (written
+    /// before stage records named versions), the newest version of the record's commit registered no later
+    /// than the move, so a version registered afterwards never changes what the stage delivers.
+    public func versionHeld(by record: StageRecord, recordID: ObjectID, chain: [(id: ObjectID, version: ModelVersion)]) throws
+        -> (id: ObjectID, version: ModelVersion)?
+    {
+        guard let target = record.target, record.version != nil || record.path == nil else { return nil }
+        if let wanted = record.version {
+            let held = try chain.first(where: { $0.id == wanted }) ?? (wanted, ModelVersion(decoding: try readObject(wanted, .model), id: wanted))
+            guard held.version.name == record.model, held.version.commit == target else {
+                throw MLStoreError.corruptObject(recordID.hex, "names \(held.version.label) (commit \(held.version.commit.short)) as \(record.model)@\(record.stage) with target \(target.short)")
+            }
+            return held
+        }
+        return chain.first { v in v.version.commit == target && v.version.author.time <= record.actor.time }
     }
 
     /// The files of a stage or commit that names no registered version: the stage's path, else the

@@ -65,7 +65,7 @@ public enum ObjectGraph {
             return [(try TagObject(decoding: payload, id: id).object, .metadata)]
         case .stage:
             let r = try StageRecord(decoding: payload, id: id)
-            return [r.target, r.previous].compactMap { $0 }.map { ($0, .metadata) }
+            return [r.target, r.version, r.previous].compactMap { $0 }.map { ($0, .metadata) }
         case .model:
             // The commit, the artifacts (files or subtrees of the commit's tree), the signature, the chain.
             let v = try ModelVersion(decoding: payload, id: id)

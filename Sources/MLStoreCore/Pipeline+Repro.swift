@@ -258,7 +258,7 @@ final class PipelineRunner: @unchecked Sendable {
             _ = try ws.add(outs, options: .init(force: true, updateGitignore: true))
             return try record(s, key: k, outs: outs, seconds: seconds)
         }
-        try ws.repo.refs.update(runRef, to: commitID, expecting: .any, actor: ws.repo.identity(), message: "repro: stage \(s.name)")
+        try ws.repo.refs.update(runRef, to: commitID, expecting: .any, actor: try ws.repo.identity(), message: "repro: stage \(s.name)")
         log("Stage '\(s.name)' done in \(String(format: "%.2f", seconds)) s, recorded \(commitID.short)")
         return StageOutcome(stage: s.name, status: .ran, key: k.key, commit: commitID, seconds: seconds, exitStatus: 0)
     }
@@ -290,8 +290,8 @@ final class PipelineRunner: @unchecked Sendable {
                 }
             }
             let tree = try Workspace.buildTree(outEntries, into: batch).id
-            let actor = repo.identity()
-            var c = Commit(tree: tree, author: actor, committer: repo.identity(role: "COMMITTER"), message: "stage \(s.name)\n")
+            let actor = try repo.identity()
+            var c = Commit(tree: tree, author: actor, committer: try repo.identity(role: "COMMITTER"), message: "stage \(s.name)\n")
             c.inputs = key.deps.map { Artifact(id: $0.id, path: $0.path) }
             c.outputs = outputs
             if key.params != .object([:]) { c.params = try batch.add(kind: .blob, payload: key.params.bytes) }

@@ -13,6 +13,9 @@ public struct StageEvent: Sendable, Codable {
     public var action: StageRecord.Action
     public var from: ObjectID?
     public var to: ObjectID?
+    /// The model versions (numbers) moved from and to, when the stage held registered versions.
+    public var fromVersion: Int?
+    public var toVersion: Int?
     public var path: String?
     public var actor: Signature
     public var reason: String
@@ -83,22 +86,17 @@ extension Repository {
         return nil
     }
 
-    /// Moves `<model>@<stage>` to a commit with a new stage record chained to the previous one, by
-    /// compare-and-swap on `refs/stages/<model>/<stage>`.
+    /// Moves `<model>@<stage>` with a new stage record chained to the previous one, by compare-and-swap on
+    /// `refs/stages/<model>/<stage>`. For a model with registered versions the record names the exact
+    /// version (spec/models.md §Stages and versions); otherwise a commit (and optional path).
     /// - Parameter expectedRecord: with a value, the update fails unless the stage still holds that record.
     @discardableResult
     public func promote(model: String, stage: String, to revision: String, path: String? = nil, reason: String,
                         require: [Requirement] = [], expectedRecord: RefExpectation? = nil) throws -> (id: ObjectID, record: StageRecord) {
         try RegistryName.validateModel(model)
         try RegistryName.validateStage(stage)
-        let target = try resolveCommit(revision)
+        let (target, version) = try promotionTarget(model: model, revision: revision, path: path)
         let c = try commit(target)
-        if let path {
-            try Workspace.validateRelative(path)
-            guard try lookup(path, in: c.tree) != nil else {
-                throw MLStoreError(.notFound, "'\(path)' is not in commit \(target.short)", hint: "list it with `mlstore ls-tree -r \(target.short)`")
-            }
-        }
         var failed: [String] = []
         for r in require {
             guard let x = try scalar(r.key, of: c) else {
@@ -107,18 +105,67 @@ extension Repository {
             }
             if !r.holds(x) { failed.append("\(r.key) = \(JSONValue.format(x)), required \(r)") }
         }
+        let what = version.map { "\(model)@v\($0.version.version)" } ?? target.short
         if !failed.isEmpty {
-            throw MLStoreError(.conflict, "refusing to promote \(target.short) to \(model)@\(stage): " + failed.joined(separator: "; "),
+            throw MLStoreError(.conflict, "refusing to promote \(what) to \(model)@\(stage): " + failed.joined(separator: "; "),
                                hint: "promote a commit that meets the requirement, or drop --require")
         }
         let ref = "refs/stages/\(model)/\(stage)"
         let old = try refs.read(ref)
-        if let old, let current = try? stageRecord(old), current.target == target, current.path == path, current.action != .clear {
-            throw MLStoreError(.usage, "\(model)@\(stage) already points at \(target.short)", hint: "nothing to do")
+        if let old, let current = try? stageRecord(old), current.target == target, current.version == version?.id,
+            current.path == path, current.action != .clear
+        {
+            throw MLStoreError(.usage, "\(model)@\(stage) already points at \(what)", hint: "nothing to do")
         }
-        let actor = identity()
-        let record = StageRecord(model: model, stage: stage, target: target, path: path, previous: old, action: .promote, actor: actor, message: reason)
+        let actor = try identity()
+        let record = StageRecord(model: model, stage: stage, target: target, version: version?.id, path: path, previous: old,
+                                 action: .promote, actor: actor, message: reason)
         return try publish(record, ref: ref, expected: expectedRecord ?? (old.map { .value($0) } ?? .absent), actor: actor)
+    }
+
+    /// What a promotion of `revision` records: for a model with registered versions, the version it names
+    /// (`v2`, `<model>@v2`, `<model>@<stage>`, or a commit that is a registered version — the newest such);
+    /// for a model without versions, or with an explicit `path`, the commit (the path checked against its tree).
+    func promotionTarget(model: String, revision: String, path: String?) throws
+        -> (commit: ObjectID, version: (id: ObjectID, version: ModelVersion)?)
+    {
+        let chain = try modelVersions(model)
+        // A model without versions, or an explicit path: a commit stage (those files, never a version).
+        guard let newest = chain.first, path == nil else {
+            let target = try resolveCommit(revision)
+            if let path {
+                try Workspace.validateRelative(path)
+                guard try lookup(path, in: try commit(target).tree) != nil else {
+                    throw MLStoreError(.notFound, "'\(path)' is not in commit \(target.short)", hint: "list it with `mlstore ls-tree -r \(target.short)`")
+                }
+            }
+            return (target, nil)
+        }
+        func version(_ n: Int) throws -> (id: ObjectID, version: ModelVersion) {
+            guard let hit = chain.first(where: { $0.version.version == n }) else {
+                throw MLStoreError(.notFound, "model \(model) has no version v\(n) (the newest is v\(newest.version.version))",
+                                   hint: "list the versions with `mlstore model list \(model)`")
+            }
+            return hit
+        }
+        if let n = ModelNames.versionNumber(revision) {
+            let hit = try version(n)
+            return (hit.version.commit, hit)
+        }
+        if let at = revision.lastIndex(of: "@"), revision[..<at] == model, let spec = try? ModelSpec(parsing: revision) {
+            let selection = try ModelSource.local(self).resolve(spec)
+            guard let id = selection.versionID, let v = selection.version else {
+                throw MLStoreError(.usage, "\(revision) holds a commit that is not a registered version of \(model)",
+                                   hint: "register it first with `mlstore model register \(model) \(revision)`")
+            }
+            return (v.commit, (id, v))
+        }
+        let target = try resolveCommit(revision)
+        guard let hit = chain.first(where: { $0.version.commit == target }) else {
+            throw MLStoreError(.usage, "commit \(target.short) is not a registered version of model \(model) (v1…v\(newest.version.version))",
+                               hint: "register it first with `mlstore model register \(model) \(revision)`, or promote a version: `mlstore promote \(model) v\(newest.version.version) --stage …`")
+        }
+        return (target, hit)
     }
 
     func publish(_ record: StageRecord, ref: String, expected: RefExpectation, actor: Signature) throws -> (id: ObjectID, record: StageRecord) {
@@ -169,18 +216,20 @@ extension Repository {
         guard let head = chain.last else {
             throw MLStoreError(.notFound, "model \(model) has no history in stage \(stage)", hint: "see `mlstore stage list`")
         }
-        var stack: [(ObjectID?, String?)] = []
+        var stack: [StageRecord] = []
         for (_, r) in chain {
             switch r.action {
-            case .promote, .clear: stack.append((r.target, r.path))
+            case .promote, .clear: stack.append(r)
             case .rollback: if !stack.isEmpty { stack.removeLast() }
             }
         }
-        guard stack.count >= 2, let target = stack[stack.count - 2].0 else {
+        guard stack.count >= 2, let target = stack[stack.count - 2].target else {
             throw MLStoreError(.conflict, "nothing to roll back to: \(model)@\(stage) has no earlier target in effect", hint: "see `mlstore stage log \(model) --stage \(stage)`")
         }
-        let actor = identity()
-        let record = StageRecord(model: model, stage: stage, target: target, path: stack[stack.count - 2].1, previous: head.id, action: .rollback, actor: actor, message: reason)
+        let actor = try identity()
+        let back = stack[stack.count - 2]
+        let record = StageRecord(model: model, stage: stage, target: target, version: back.version, path: back.path, previous: head.id,
+                                 action: .rollback, actor: actor, message: reason)
         return try publish(record, ref: "refs/stages/\(model)/\(stage)", expected: .value(head.id), actor: actor)
     }
 
@@ -201,11 +250,16 @@ extension Repository {
             return [s]
         } ?? refs.list("refs/stages/\(model)/").map { String($0.name.split(separator: "/").last!) }
         var events: [StageEvent] = []
+        let versions = try modelVersions(model)
+        let source = ModelSource.local(self)
         for s in stagesOfModel {
-            var previousTarget: ObjectID?
+            var previous: (target: ObjectID?, version: Int?) = (nil, nil)
             for (id, r) in try stageChain(model: model, stage: s) {
-                events.append(StageEvent(record: id, timeNanos: r.timeNanos ?? r.actor.time * 1_000_000_000, model: model, stage: s, action: r.action, from: previousTarget, to: r.target, path: r.path, actor: r.actor, reason: r.message.trimmingCharacters(in: "\n")))
-                previousTarget = r.target
+                let version = try source.versionHeld(by: r, recordID: id, chain: versions)?.version.version
+                events.append(StageEvent(record: id, timeNanos: r.timeNanos ?? r.actor.time * 1_000_000_000, model: model, stage: s, action: r.action,
+                                         from: previous.target, to: r.target, fromVersion: previous.version, toVersion: version, path: r.path,
+                                         actor: r.actor, reason: r.message.trimmingCharacters(in: "\n")))
+                previous = (r.target, version)
             }
         }
         if events.isEmpty {

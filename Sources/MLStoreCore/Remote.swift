@@ -183,7 +183,7 @@ extension Repository {
         for k in S3Settings.configKeys + ["partial", "token"] { cfg.set("remote.\(name).\(k)", nil) }
         try cfg.save()
         for (ref, id) in refs.list("refs/remotes/\(name)/") {
-            try refs.update(ref, to: nil, expecting: .value(id), actor: identity(), message: "remote \(name) removed")
+            try refs.update(ref, to: nil, expecting: .value(id), actor: try identity(), message: "remote \(name) removed")
         }
     }
 
@@ -229,6 +229,9 @@ extension Repository {
             throw MLStoreError(.usage, "remote URL scheme '\(scheme)' is not supported", hint: "use a directory path, a file:// URL, s3://bucket/prefix or http(s)://host:port (`mlstore serve`)")
         }
         guard !path.isEmpty else { throw MLStoreError(.usage, "empty remote path") }
-        return DirectoryRemote(path: Path.absolute(path, base: base ?? Sys.currentDirectory()))
+        let absolute = Path.absolute(path, base: base ?? Sys.currentDirectory())
+        // A workspace stands for its store, as `git clone ../project` takes a work tree for its .git.
+        if Sys.fileExists(absolute + "/.mlstore/format") { return DirectoryRemote(path: absolute + "/.mlstore") }
+        return DirectoryRemote(path: absolute)
     }
 }

@@ -199,7 +199,7 @@ extension Repository {
             report.bytes = stats.storedBytes
         }
         // Then refs, each by compare-and-swap against what we read (or, forced, against its value now).
-        let actor = identity()
+        let actor = try identity()
         for a in accepted {
             var expected: RefExpectation = a.remote.map { .value($0) } ?? .absent
             if force { expected = (try remote.refs()[a.ref]).map { .value($0) } ?? .absent }
@@ -246,7 +246,7 @@ extension Repository {
         var report = TransferReport(remote: remote.location)
         let remoteRefs = try remote.refs()
         try fetchObjects(remote: remote, roots: Array(Set(remoteRefs.values)), content: content, report: &report, progress: progress)
-        let actor = identity()
+        let actor = try identity()
         if let name {
             // Tracking refs mirror the remote; ones whose remote ref disappeared are removed.
             var seen = Set<String>()

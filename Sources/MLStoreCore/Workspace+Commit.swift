@@ -37,8 +37,8 @@ extension Workspace {
                     return Artifact(id: try Self.artifactID(under, at: p, into: batch), path: p.isEmpty ? "." : p)
                 }
             }
-            let author = repo.identity(role: "AUTHOR")
-            var c = Commit(tree: tree, author: author, committer: repo.identity(role: "COMMITTER"), message: o.message.hasSuffix("\n") ? o.message : o.message + "\n")
+            let author = try repo.identity(role: "AUTHOR")
+            var c = Commit(tree: tree, author: author, committer: try repo.identity(role: "COMMITTER"), message: o.message.hasSuffix("\n") ? o.message : o.message + "\n")
             if let parent = head.commit { c.parents = [parent] }
             c.inputs = try artifacts(o.inputs, "--input")
             c.outputs = try artifacts(o.outputs, "--output")

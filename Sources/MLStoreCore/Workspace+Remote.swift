@@ -41,7 +41,7 @@ extension Repository {
             }
             let report = try repo.fetch(from: "origin", content: partial ? .none : .all, progress: progress)
             let (_, remote) = try repo.transport(named: "origin")
-            let actor = repo.identity()
+            let actor = try repo.identity()
             let heads = repo.refs.list("refs/remotes/origin/").filter {
                 !$0.name.hasPrefix("refs/remotes/origin/stages/") && !$0.name.hasPrefix("refs/remotes/origin/models/")
             }
@@ -110,7 +110,7 @@ extension Workspace {
             outcome.kind = .pathsRestored
             return (report, outcome)
         }
-        let actor = repo.identity()
+        let actor = try repo.identity()
         if local == remote {
             outcome.kind = .upToDate
         } else if let local, try repo.isAncestor(remote, of: local) {

@@ -8,7 +8,7 @@ extension Workspace {
                              progress: ProgressReporter? = nil) throws -> CheckoutReport {
         let ref = "refs/heads/" + name
         try Refs.validate(ref)
-        let actor = repo.identity()
+        let actor = try repo.identity()
         var target = try repo.refs.read(ref)
         if create {
             let start = try startPoint.map { try repo.resolveCommit($0) } ?? repo.refs.head().commit
@@ -34,7 +34,7 @@ extension Workspace {
     public func detach(at revision: String, force: Bool = false, progress: ProgressReporter? = nil) throws -> (ObjectID, CheckoutReport) {
         let id = try repo.resolveCommit(revision)
         let report = try checkout(tree: try repo.commit(id).tree, options: .init(force: force), progress: progress)
-        try repo.refs.setHead(.detached(id), message: "checkout: moving to \(revision)", actor: repo.identity())
+        try repo.refs.setHead(.detached(id), message: "checkout: moving to \(revision)", actor: try repo.identity())
         return (id, report)
     }
 }

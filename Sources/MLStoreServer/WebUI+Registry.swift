@@ -29,6 +29,10 @@ extension WebUI {
         let columns = Self.sortedStages(Self.stageOrder.prefix(2) + stages.map(\.stage))
         var cell: [String: (id: ObjectID, record: StageRecord)] = [:]
         for s in stages { cell[s.model + "\u{0}" + s.stage] = (s.id, s.record) }
+        var heldVersion: [String: Int] = [:]  // "<model>\0<stage>" → the version it holds
+        for model in Set(stages.map(\.model)) {
+            for h in try repo.modelStages(model) { if let v = h.version { heldVersion[model + "\u{0}" + h.stage] = v } }
+        }
         let index = try openIndex()
         let rows = models.html { model -> SafeHTML in
             let newest: SafeHTML = versions[model].map { v -> SafeHTML in "<span class=\"badge\">\(v.label)</span>" } ?? .empty
@@ -36,7 +40,8 @@ extension WebUI {
                 guard let (_, r) = cell[model + "\u{0}" + stage] else { return "<td class=\"stage-cell empty-cell\" data-stage=\"\(stage)\">—</td>" }
                 let what: SafeHTML = r.target.map { t -> SafeHTML in
                     let subject = (try? index.subject(of: t).0) ?? ""
-                    return "\(Markup.runLink(t)) <span class=\"subject\">\(subject)</span>"
+                    let badge: SafeHTML = heldVersion[model + "\u{0}" + stage].map { v -> SafeHTML in "<span class=\"badge version\">v\(v)</span> " } ?? .empty
+                    return "\(badge)\(Markup.runLink(t)) <span class=\"subject\">\(subject)</span>"
                 } ?? "<span class=\"missing\">(cleared)</span>"
                 return """
                     <td class="stage-cell" data-stage="\(stage)" data-run="\(r.target?.hex ?? "")">\(what)\
@@ -76,10 +81,11 @@ extension WebUI {
             throw MLStoreError(.notFound, "no model named \(model) is registered or in any stage", hint: "see the registry page")
         }
         let index = try openIndex()
-        func run(_ id: ObjectID?) -> SafeHTML {
+        func run(_ id: ObjectID?, version: Int? = nil) -> SafeHTML {
             guard let id else { return "<span class=\"missing\">—</span>" }
             let subject = (try? index.subject(of: id).0) ?? ""
-            return "\(Markup.runLink(id)) <span class=\"subject\">\(subject)</span>"
+            let badge: SafeHTML = version.map { v -> SafeHTML in "<span class=\"badge version\">v\(v)</span> " } ?? .empty
+            return "\(badge)\(Markup.runLink(id)) <span class=\"subject\">\(subject)</span>"
         }
         let tabs: SafeHTML = allStages.count < 2 ? .empty : """
             <nav class="tabs" aria-label="stage"><a href="\(Link.model(model))"\(stage == nil ? Markup.active : .empty)>all stages</a>\
@@ -97,7 +103,7 @@ extension WebUI {
                     <tr class="stage-event" data-stage="\(e.stage)" data-action="\(e.action.rawValue)" data-record="\(e.record.hex)">\
                     <td><time datetime="\(Format.isoUTC(e.actor.time))">\(e.actor.isoDate)</time></td>\
                     <td title="\(e.actor.email)">\(e.actor.name)</td><td>\(e.stage)</td><td><span class="action \(e.action.rawValue)">\(e.action.rawValue)</span></td>\
-                    <td>\(run(e.from))</td><td class="arrow">→</td><td>\(run(e.to))\(e.path.map { p -> SafeHTML in " <code>\(p)</code>" } ?? .empty)</td>\
+                    <td>\(run(e.from, version: e.fromVersion))</td><td class="arrow">→</td><td>\(run(e.to, version: e.toVersion))\(e.path.map { p -> SafeHTML in " <code>\(p)</code>" } ?? .empty)</td>\
                     <td class="reason">\(e.reason.isEmpty ? SafeHTML("<span class=\"missing\">(no reason given)</span>") : "\(e.reason)")</td></tr>
 
                     """

@@ -25,7 +25,7 @@ enum TrackingBench {
         let start = Date()
         let batch = repo.objects.batch()
         _ = try batch.add(kind: .tree, payload: Tree.empty.encoded())
-        let sig = repo.identity()
+        let sig = try repo.identity()
         var parent: ObjectID?
         var rng = SystemRandomNumberGenerator()
         var previousOutput: ObjectID?

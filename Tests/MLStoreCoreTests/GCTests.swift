@@ -102,7 +102,7 @@ private enum GCFixture {
         let pastContent = [v1.id] + (try repo.chunkedFile(v1.id).chunks.map(\.id))
         // main back to the base commit, the index to its tree, and no reflogs: c1 is now reachable only
         // through the stage history (record 2 → previous record 1 → target c1).
-        try repo.refs.update("refs/heads/main", to: c0, expecting: .value(c2), actor: repo.identity(), message: "reset")
+        try repo.refs.update("refs/heads/main", to: c0, expecting: .value(c2), actor: try repo.identity(), message: "reset")
         _ = try ws.checkout(tree: try repo.commit(c0).tree, options: .init(force: true))
         TempDir.removeTree(repo.storeDirectory + "/logs")
 
@@ -113,9 +113,9 @@ private enum GCFixture {
         try batch.commit()
         let run = try repo.objects.write(kind: .blob, payload: Array("kept by refs/runs".utf8))
         let tracked = try repo.objects.write(kind: .blob, payload: Array("kept by a remote-tracking ref".utf8))
-        try repo.refs.update("refs/tags/keep", to: tagged, expecting: .absent, actor: repo.identity(), message: "t")
-        try repo.refs.update("refs/runs/0123abcd", to: run, expecting: .absent, actor: repo.identity(), message: "t")
-        try repo.refs.update("refs/remotes/origin/main", to: tracked, expecting: .absent, actor: repo.identity(), message: "t")
+        try repo.refs.update("refs/tags/keep", to: tagged, expecting: .absent, actor: try repo.identity(), message: "t")
+        try repo.refs.update("refs/runs/0123abcd", to: run, expecting: .absent, actor: try repo.identity(), message: "t")
+        try repo.refs.update("refs/remotes/origin/main", to: tracked, expecting: .absent, actor: try repo.identity(), message: "t")
         let reflogOnly = try repo.objects.write(kind: .blob, payload: Array("named only by a reflog line".utf8))
         let looseGarbage = try repo.objects.write(kind: .blob, payload: Array("old loose garbage".utf8))
         TempDir.removeTree(repo.storeDirectory + "/logs")
@@ -131,7 +131,7 @@ private enum GCFixture {
         let youngLive = try b2.add(kind: .blob, payload: Array("young and tagged".utf8))
         let youngPacked = try b2.add(kind: .blob, payload: Array("young garbage in a pack".utf8))
         try b2.commit()
-        try repo.refs.update("refs/tags/young", to: youngLive, expecting: .absent, actor: repo.identity(), message: "t")
+        try repo.refs.update("refs/tags/young", to: youngLive, expecting: .absent, actor: try repo.identity(), message: "t")
         // Age the young pack by a day (still inside the grace period) so we can see its age carried over.
         try repo.objects.reloadPacks()
         let youngPack = try #require(repo.objects.packReaders.first { $0.index.find(youngPacked) != nil })
@@ -352,8 +352,8 @@ private enum GCFixture {
         let order = try Repository.closure(roots: [orphanID], have: { try remote.containsMany($0) }, kindOf: { try repo.objects.info($0).kind },
                                            payloadOf: { try repo.objects.read($0).payload }, readJSON: { try? repo.json($0) })
         _ = try remote.upload { send in for id in order { try send(try repo.objects.readEncoded(id).object) } }
-        try repo.refs.update("refs/heads/main", to: c3, expecting: .value(c4), actor: repo.identity(), message: "back")
-        try repo.refs.update("refs/heads/side", to: c4, expecting: .absent, actor: repo.identity(), message: "side")
+        try repo.refs.update("refs/heads/main", to: c3, expecting: .value(c4), actor: try repo.identity(), message: "back")
+        try repo.refs.update("refs/heads/side", to: c4, expecting: .absent, actor: try repo.identity(), message: "side")
         _ = try ws.checkout(tree: try repo.commit(c3).tree, options: .init(force: true))
 
         let before = try repo.objects.allObjects().map(\.id)

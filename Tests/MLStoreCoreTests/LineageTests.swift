@@ -188,7 +188,7 @@ extension Workspace {
         _ = try f.ws.add(["a"])
         let c1 = try f.ws.quickCommit("one")
         let refs = f.repo.refs
-        let sig = f.repo.identity()
+        let sig = try f.repo.identity()
         let read = try refs.read("refs/heads/main")
         #expect(read == c1)
         // Someone else moves the ref between our read and our update.

@@ -230,11 +230,11 @@ struct ModelFixture {
         let (id1, _) = try repo.registerModel(ModelRegistration(name: "fraud", revision: m.c1.hex))
         // Another writer registers between our read and our swap: the swap must fail, not lose a version.
         let v2 = ModelVersion(name: "fraud", version: 2, commit: m.c2, artifacts: [Artifact(id: try repo.commit(m.c2).tree, path: ".")],
-                              previous: id1, author: repo.identity())
+                              previous: id1, author: try repo.identity())
         let id2 = try repo.objects.write(kind: .model, payload: v2.encoded())
-        try repo.refs.update("refs/models/fraud", to: id2, expecting: .value(id1), actor: repo.identity(), message: "other writer")
+        try repo.refs.update("refs/models/fraud", to: id2, expecting: .value(id1), actor: try repo.identity(), message: "other writer")
         #expect(throws: MLStoreError(.conflict, "")) {
-            try repo.refs.update("refs/models/fraud", to: id1, expecting: .value(id1), actor: repo.identity(), message: "stale")
+            try repo.refs.update("refs/models/fraud", to: id1, expecting: .value(id1), actor: try repo.identity(), message: "stale")
         }
         #expect(try repo.isModelAncestor(id1, of: id2) && !(try repo.isModelAncestor(id2, of: id1)))
     }
@@ -247,7 +247,7 @@ struct ModelFixture {
         #expect(Set(children.map(\.id)) == Set([head.commit, head.signature!, head.previous!] + head.artifacts.map(\.id)))
         #expect(try repo.fsck().isClean)
         // A ref under refs/models/ must name a model version.
-        try repo.refs.update("refs/models/bogus", to: m.c1, expecting: .absent, actor: repo.identity(), message: "test")
+        try repo.refs.update("refs/models/bogus", to: m.c1, expecting: .absent, actor: try repo.identity(), message: "test")
         let report = try repo.fsck()
         #expect(report.problems.contains { $0.subject == "refs/models/bogus" }, "\(report.problems)")
     }

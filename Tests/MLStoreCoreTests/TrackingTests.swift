@@ -19,7 +19,7 @@ import Testing
             let metrics = JSONValue.object(["acc": .number(0.80 + Double(i) * 0.02), "loss": loss])
             ids.append(try f.ws.quickCommit("run \(i)", outputs: ["model.bin"], params: params, metrics: metrics))
         }
-        let sig = f.repo.identity()
+        let sig = try f.repo.identity()
         try f.repo.refs.update("refs/tags/best", to: ids[9], expecting: .absent, actor: sig, message: "tag")
         try f.repo.promote(model: "m", stage: "production", to: ids[7].hex, reason: "ship")
         return (f, ids)

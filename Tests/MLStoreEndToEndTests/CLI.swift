@@ -593,3 +593,15 @@ extension Dictionary where Key == String, Value == Any {
     subscript(string key: String) -> String? { self[key] as? String }
     subscript(number key: String) -> Double? { JSONTools.number(self[key]) }
 }
+
+extension JSONTools {
+    /// stdout of a `--json` command that prints an object.
+    static func object(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        try #require(parse(text) as? [String: Any], "not a JSON object: \(text)", sourceLocation: sourceLocation)
+    }
+
+    /// stdout of a `--json` command that prints an array of objects.
+    static func array(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [[String: Any]] {
+        try #require(parse(text) as? [[String: Any]], "not a JSON array of objects: \(text)", sourceLocation: sourceLocation)
+    }
+}

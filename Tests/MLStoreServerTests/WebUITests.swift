@@ -44,7 +44,7 @@ struct UIStore {
                                           params: params, metrics: metrics, command: ["python3", "train.py", "--run", "\(i)"]))
         }
         hostile = try Self.commit(ws, Self.hostileSubject, params: .object(["note": .string("<b>bold</b>")]), metrics: .object(["acc": .number(0.5)]))
-        try repo.refs.update("refs/tags/best", to: trains[3], expecting: .absent, actor: repo.identity(), message: "tag")
+        try repo.refs.update("refs/tags/best", to: trains[3], expecting: .absent, actor: try repo.identity(), message: "tag")
         try repo.promote(model: "fraud", stage: "staging", to: trains[1].hex, reason: "first candidate")
         try repo.promote(model: "fraud", stage: "staging", to: trains[3].hex, reason: "better <acc>")
         try repo.promote(model: "fraud", stage: "production", to: trains[1].hex, reason: "ship it")

@@ -21,7 +21,7 @@ extension MLStoreCommand {
 
         func run() throws {
             let repo = try options.repository()
-            let actor = repo.identity()
+            let actor = try repo.identity()
             if delete {
                 guard let name else { throw ValidationError("give the branch to delete") }
                 let ref = "refs/heads/" + name
@@ -104,7 +104,7 @@ extension MLStoreCommand {
 
         func run() throws {
             let repo = try options.repository()
-            let actor = repo.identity()
+            let actor = try repo.identity()
             if delete {
                 guard let name else { throw ValidationError("give the tag to delete") }
                 guard let id = try repo.refs.read("refs/tags/" + name) else { throw MLStoreError(.notFound, "no tag named \(name)") }

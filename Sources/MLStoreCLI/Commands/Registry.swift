@@ -5,10 +5,13 @@ import MLStoreCore
 extension MLStoreCommand {
     struct Promote: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "promote",
-            abstract: "Move a model's stage to a commit, recording who, when and why.",
+            abstract: "Move a model's stage to a version (or commit), recording who, when and why.",
             discussion: """
                 Writes a stage record chained to the previous one and moves refs/stages/<model>/<stage> by \
-                compare-and-swap, so two people promoting at once cannot silently overwrite each other. Stages: \
+                compare-and-swap, so two people promoting at once cannot silently overwrite each other. For a \
+                model with registered versions the record names the exact version (v2, <model>@v2, or a commit \
+                that is a registered version); nothing but another promote or rollback changes what \
+                <model>@<stage> delivers. Stages: \
                 staging, production, archived, or a custom name (lower-case letters, digits, '_', '-'). \
                 --require refuses a promotion whose metrics fail, e.g. --require 'metrics.acc>=0.9'.
                 """)
@@ -16,7 +19,7 @@ extension MLStoreCommand {
         @Argument(help: "Model name.")
         var model: String
 
-        @Argument(help: "The revision to promote (commit, tag, HEAD~1, other@stage …).")
+        @Argument(help: "The version or revision to promote (v2, fraud@v2, fraud@staging, a commit, tag, HEAD~1 …).")
         var revision: String
 
         @Option(help: "Target stage.")
@@ -38,8 +41,20 @@ extension MLStoreCommand {
             let reqs = try require.map { try Requirement.parse($0) } ?? []
             let (id, r) = try repo.promote(model: model, stage: stage, to: revision, path: path, reason: message, require: reqs)
             Tracking.refresh(repo)
-            if options.json { return try Terminal.printJSON(["record": id.hex, "model": model, "stage": stage, "target": r.target?.hex ?? ""]) }
-            print("\(model)@\(stage) → \(Terminal.paint(r.target?.short ?? "-", .yellow)) (record \(id.short))")
+            try Self.report(repo, model: model, stage: stage, id: id, record: r, verb: "→", json: options.json)
+        }
+
+        /// `fraud@production → v2 (commit 1a2b3c4d, record 5e6f7a8b)`, or the `--json` object.
+        static func report(_ repo: Repository, model: String, stage: String, id: ObjectID, record r: StageRecord, verb: String, json: Bool) throws {
+            let version = try r.version.map { try repo.modelVersion($0).version }
+            if json {
+                var out = ["record": id.hex, "model": model, "stage": stage, "target": r.target?.hex ?? ""]
+                if let version, let v = r.version { out["version"] = "v\(version)"; out["version_id"] = v.hex }
+                return try Terminal.printJSON(out)
+            }
+            let what = version.map { "\(Terminal.paint("v\($0)", .bold)) (commit \(Terminal.paint(r.target?.short ?? "-", .yellow)), record \(id.short))" }
+                ?? "\(Terminal.paint(r.target?.short ?? "-", .yellow)) (record \(id.short))"
+            print("\(model)@\(stage) \(verb) \(what)")
         }
     }
 
@@ -62,8 +77,7 @@ extension MLStoreCommand {
             let repo = try options.repository()
             let (id, r) = try repo.rollback(model: model, stage: stage, reason: message)
             Tracking.refresh(repo)
-            if options.json { return try Terminal.printJSON(["record": id.hex, "model": model, "stage": stage, "target": r.target?.hex ?? ""]) }
-            print("\(model)@\(stage) rolled back to \(Terminal.paint(r.target?.short ?? "-", .yellow)) (record \(id.short))")
+            try Promote.report(repo, model: model, stage: stage, id: id, record: r, verb: "rolled back to", json: options.json)
         }
     }
 
@@ -78,20 +92,27 @@ extension MLStoreCommand {
             @OptionGroup var options: StoreOptions
 
             struct Row: Encodable {
-                var model: String, stage: String, commit: String?, record: String, path: String?, since: String, by: String, subject: String
+                var model: String, stage: String, version: Int?, commit: String?, record: String, path: String?, since: String, by: String, subject: String
             }
 
             func run() throws {
                 let repo = try options.repository()
-                let rows = try repo.stages().map { s in
-                    Row(model: s.model, stage: s.stage, commit: s.record.target?.hex, record: s.id.hex, path: s.record.path,
+                let stages = try repo.stages()
+                var held: [String: Int] = [:]  // "<model>@<stage>" → the version it holds
+                for model in Set(stages.map(\.model)) {
+                    for h in try repo.modelStages(model) { if let v = h.version { held["\(model)@\(h.stage)"] = v } }
+                }
+                let rows = stages.map { s in
+                    Row(model: s.model, stage: s.stage, version: held["\(s.model)@\(s.stage)"], commit: s.record.target?.hex, record: s.id.hex, path: s.record.path,
                         since: s.record.actor.isoDate, by: s.record.actor.name, subject: (try? s.record.target.map { try repo.commit($0).subject }) ?? nil ?? "")
                 }
                 if options.json { return try Terminal.printJSON(rows) }
                 if rows.isEmpty { print("no models in any stage yet (promote one with `mlstore promote <model> <rev> --stage staging`)"); return }
-                var t = Table(["MODEL", "STAGE", "COMMIT", "SINCE", "BY", "SUBJECT"])
-                t.colors[2] = .yellow
-                for r in rows { t.add([r.model, r.stage, String(r.commit?.prefix(12) ?? "(cleared)"), r.since, r.by, r.subject]) }
+                var t = Table(["MODEL", "STAGE", "VERSION", "COMMIT", "SINCE", "BY", "SUBJECT"])
+                t.colors[3] = .yellow
+                for r in rows {
+                    t.add([r.model, r.stage, r.version.map { "v\($0)" } ?? "-", String(r.commit?.prefix(12) ?? "(cleared)"), r.since, r.by, r.subject])
+                }
                 print(t.render(), terminator: "")
             }
         }
